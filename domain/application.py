@@ -1,0 +1,402 @@
+"""The ReleaseLedger application: commands that load, act on and save aggregates.
+
+Every command returns an Outcome carrying the ledger position of the last
+event it recorded, so a reader can wait until the read models reach it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from domain.cause import Cause, CauseAsDict
+from domain.directory import (
+    ROLES,
+    SCOPES,
+    ApiToken,
+    Member,
+    Organization,
+    Project,
+    Team,
+    User,
+)
+from domain.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidFieldError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from domain.release import Release, check_version
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
+TOKEN_PREFIX = "sntryu_"
+MAX_SAVE_ATTEMPTS = 5
+
+T = TypeVar("T", bound=Aggregate)
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """What a command did: the aggregate, whether it is new, and the last position recorded."""
+
+    aggregate: T
+    position: int | None
+    created: bool = False
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass
+class ReleaseChanges:
+    """Fields a create or update request sets; UNSET fields are left alone."""
+
+    ref: Any = UNSET
+    url: Any = UNSET
+    owner_id: Any = UNSET
+    date_started: Any = UNSET
+    date_released: Any = UNSET
+    status: Any = UNSET
+    commits: Any = UNSET
+    project_ids: list[UUID] = field(default_factory=list)
+
+
+def hash_token(secret: str) -> str:
+    """Return the SHA-256 hex digest under which a token's secret is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_slug(kind: str, slug: str) -> str:
+    if not isinstance(slug, str) or not SLUG_PATTERN.match(slug):
+        raise InvalidFieldError(
+            "slug",
+            f"Invalid {kind} slug {slug!r}: use 1 to 50 lower-case letters, digits, "
+            "'-' or '_', starting with a letter or digit.",
+        )
+    return slug
+
+
+def check_email(email: str) -> str:
+    if not isinstance(email, str) or not EMAIL_PATTERN.match(email):
+        raise InvalidFieldError("email", f"Invalid email address {email!r}.")
+    return email
+
+
+class ReleaseLedger(Application):
+    """Records releases and the directory they belong to as events."""
+
+    name = "ReleaseLedger"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(CauseAsDict())
+
+    # Directory commands.
+
+    def create_user(self, email: str, is_superuser: bool, cause: Cause) -> Outcome[User]:
+        user = User(email=check_email(email), is_superuser=is_superuser, cause=cause)
+        return self._save_new(user, f"A user with email {email!r} already exists.")
+
+    def create_organization(
+        self, slug: str, name: str | None, open_membership: bool, cause: Cause
+    ) -> Outcome[Organization]:
+        check_slug("organization", slug)
+        organization = Organization(
+            slug=slug, name=name or slug, open_membership=open_membership, cause=cause
+        )
+        return self._save_new(organization, f"An organization with slug {slug!r} already exists.")
+
+    def create_team(self, org_slug: str, slug: str, name: str | None, cause: Cause) -> Outcome[Team]:
+        organization = self.get_organization(org_slug)
+        check_slug("team", slug)
+        team = Team(org_id=organization.id, slug=slug, name=name or slug, cause=cause)
+        return self._save_new(team, f"Team {slug!r} already exists in {org_slug!r}.")
+
+    def create_project(
+        self, org_slug: str, slug: str, name: str | None, team_slugs: Sequence[str], cause: Cause
+    ) -> Outcome[Project]:
+        organization = self.get_organization(org_slug)
+        check_slug("project", slug)
+        team_ids = [self.get_team(organization.id, team_slug).id for team_slug in team_slugs]
+        project = Project(
+            org_id=organization.id, slug=slug, name=name or slug, team_ids=team_ids, cause=cause
+        )
+        return self._save_new(project, f"Project {slug!r} already exists in {org_slug!r}.")
+
+    def add_member(
+        self,
+        org_slug: str,
+        email: str,
+        role: str | None,
+        team_slugs: Sequence[str],
+        cause: Cause,
+    ) -> Outcome[Member]:
+        """Make a user a member, or add teams and change the role of an existing member."""
+        organization = self.get_organization(org_slug)
+        user = self.get_user(email)
+        if role is not None and role not in ROLES:
+            raise InvalidFieldError("role", f"Invalid role {role!r}: use one of {', '.join(ROLES)}.")
+        team_ids = [self.get_team(organization.id, team_slug).id for team_slug in team_slugs]
+
+        def act() -> tuple[Member, bool]:
+            member, created = self._get_or_none(Member.create_id(organization.id, user.id)), False
+            if member is None:
+                member = Member(
+                    org_id=organization.id, user_id=user.id, role=role or "member", cause=cause
+                )
+                created = True
+            elif role is not None and role != member.role:
+                member.change_role(role, cause)
+            for team_id in team_ids:
+                if team_id not in member.team_ids:
+                    member.join_team(team_id, cause)
+            return member, created
+
+        return self._save_with_retries(act)
+
+    def create_token(
+        self,
+        cause: Cause,
+        *,
+        user_email: str | None = None,
+        org_slug: str | None = None,
+        scopes: Sequence[str] = (),
+        label: str = "",
+    ) -> tuple[str, Outcome[ApiToken]]:
+        """Create a token for a user or an organization; return its secret and the outcome.
+
+        The secret is returned only here: the ledger stores its hash.
+        """
+        if (user_email is None) == (org_slug is None):
+            raise InvalidRequestError("A token belongs to exactly one user or one organization.")
+        for scope in scopes:
+            if scope not in SCOPES:
+                raise InvalidFieldError("scopes", f"Invalid scope {scope!r}.")
+        user_id = self.get_user(user_email).id if user_email is not None else None
+        org_id = self.get_organization(org_slug).id if org_slug is not None else None
+        secret = TOKEN_PREFIX + secrets.token_hex(32)
+        token = ApiToken(
+            token_hash=hash_token(secret),
+            user_id=user_id,
+            org_id=org_id,
+            scopes=sorted(set(scopes)),
+            label=label,
+            cause=cause,
+        )
+        return secret, self._save_new(token, "Token collision; try again.")
+
+    def revoke_token(self, secret: str, cause: Cause) -> Outcome[ApiToken]:
+        token = self._get_or_none(ApiToken.create_id(hash_token(secret)))
+        if token is None:
+            raise NotFoundError("Token not found.")
+        if token.revoked:
+            return Outcome(token, None)
+        token.revoke(cause)
+        return Outcome(token, self._save(token))
+
+    # Directory lookups by natural key.
+
+    def get_organization(self, slug: str) -> Organization:
+        organization = self._get_or_none(Organization.create_id(slug))
+        if organization is None:
+            raise NotFoundError(f"Organization {slug!r} not found.")
+        return organization
+
+    def get_team(self, org_id: UUID, slug: str) -> Team:
+        team = self._get_or_none(Team.create_id(org_id, slug))
+        if team is None:
+            raise NotFoundError(f"Team {slug!r} not found.")
+        return team
+
+    def get_user(self, email: str) -> User:
+        user = self._get_or_none(User.create_id(email))
+        if user is None:
+            raise NotFoundError(f"User {email!r} not found.")
+        return user
+
+    def is_member(self, org_id: UUID, user_id: UUID) -> bool:
+        return Member.create_id(org_id, user_id) in self.repository
+
+    # Release commands.
+
+    def create_release(
+        self, org_id: UUID, version: str, changes: ReleaseChanges, cause: Cause
+    ) -> Outcome[Release]:
+        """Create a release, or add projects and a status to an existing one.
+
+        Outcome.created is true when the release is new (or deleted before)
+        or gains a project; ref, url, owner and dates of an existing release
+        are left alone, as only an update changes them.
+        """
+        check_version(version)
+
+        def act() -> tuple[Release, bool]:
+            release = self._get_or_none(Release.create_id(org_id, version))
+            if release is None or release.deleted:
+                return self._start_release(org_id, version, release, changes, cause), True
+            gained = self._add_projects(release, changes.project_ids, cause)
+            if changes.status is not UNSET:
+                release.set_status(changes.status, cause)
+            return release, gained
+
+        return self._save_with_retries(act)
+
+    def update_release(
+        self, org_id: UUID, version: str, changes: ReleaseChanges, cause: Cause
+    ) -> Outcome[Release]:
+        """Apply the set fields of `changes` to an existing release."""
+
+        def act() -> tuple[Release, bool]:
+            release = self.get_release(org_id, version)
+            self._add_projects(release, changes.project_ids, cause)
+            self._apply_changes(release, changes, cause)
+            return release, False
+
+        return self._save_with_retries(act)
+
+    def delete_release(self, org_id: UUID, version: str, cause: Cause) -> Outcome[Release]:
+        def act() -> tuple[Release, bool]:
+            release = self.get_release(org_id, version)
+            release.delete(cause)
+            return release, False
+
+        return self._save_with_retries(act)
+
+    def record_deploy(
+        self,
+        org_id: UUID,
+        version: str,
+        deploy: dict[str, Any],
+        project_ids: Sequence[UUID],
+        cause: Cause,
+    ) -> Outcome[Release]:
+        """Record a deploy; without `project_ids` it applies to all the release's projects."""
+
+        def act() -> tuple[Release, bool]:
+            release = self.get_release(org_id, version)
+            release.record_deploy(
+                project_ids=list(project_ids or release.project_ids), cause=cause, **deploy
+            )
+            return release, True
+
+        return self._save_with_retries(act)
+
+    def get_release(self, org_id: UUID, version: str) -> Release:
+        release = self._get_or_none(Release.create_id(org_id, version))
+        if release is None or release.deleted:
+            raise NotFoundError(f"Release {version!r} not found.")
+        return release
+
+    def _start_release(
+        self,
+        org_id: UUID,
+        version: str,
+        deleted: Release | None,
+        changes: ReleaseChanges,
+        cause: Cause,
+    ) -> Release:
+        if not changes.project_ids:
+            raise InvalidFieldError("projects", "This field is required.")
+        fields = {
+            "ref": _value_or(changes.ref, None),
+            "url": _value_or(changes.url, None),
+            "owner_id": _value_or(changes.owner_id, None),
+            "date_started": _value_or(changes.date_started, None),
+        }
+        if deleted is None:
+            release = Release(org_id=org_id, version_str=version, cause=cause, **fields)
+        else:
+            release = deleted
+            release.recreate(cause=cause, **fields)
+        self._add_projects(release, changes.project_ids, cause)
+        self._apply_changes(release, ReleaseChanges(
+            date_released=changes.date_released, status=changes.status, commits=changes.commits
+        ), cause)
+        return release
+
+    @staticmethod
+    def _add_projects(release: Release, project_ids: Sequence[UUID], cause: Cause) -> bool:
+        new_ids = [project_id for project_id in dict.fromkeys(project_ids)
+                   if project_id not in release.project_ids]
+        for project_id in new_ids:
+            release.add_project(project_id, release.date_released, cause)
+        return bool(new_ids)
+
+    @staticmethod
+    def _apply_changes(release: Release, changes: ReleaseChanges, cause: Cause) -> None:
+        described = {
+            "ref": _value_or(changes.ref, release.ref),
+            "url": _value_or(changes.url, release.url),
+            "owner_id": _value_or(changes.owner_id, release.owner_id),
+            "date_started": _value_or(changes.date_started, release.date_started),
+        }
+        current = {
+            "ref": release.ref,
+            "url": release.url,
+            "owner_id": release.owner_id,
+            "date_started": release.date_started,
+        }
+        if described != current:
+            release.update(cause=cause, **described)
+        if changes.date_released not in (UNSET, None):
+            release.set_date_released(changes.date_released, cause)
+        if changes.commits is not UNSET and changes.commits != release.commits:
+            release.set_commits(changes.commits, cause)
+        if changes.status is not UNSET:
+            release.set_status(changes.status, cause)
+
+    # Saving.
+
+    def _get_or_none(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _save(self, *aggregates: Aggregate) -> int | None:
+        recordings = self.save(*aggregates)
+        return recordings[-1].notification.id if recordings else None
+
+    def _save_new(self, aggregate: T, message: str) -> Outcome[T]:
+        try:
+            return Outcome(aggregate, self._save(aggregate), created=True)
+        except IntegrityError:
+            raise AlreadyExistsError(message) from None
+
+    def _save_with_retries(self, act: Callable[[], tuple[T, bool]]) -> Outcome[T]:
+        """Run `act` on freshly loaded aggregates and save, retrying lost races.
+
+        A concurrent writer that saved first makes the save raise
+        IntegrityError; the command then runs again on the new state.
+        """
+        for attempt in range(MAX_SAVE_ATTEMPTS):
+            aggregate, created = act()
+            try:
+                return Outcome(aggregate, self._save(aggregate), created=created)
+            except IntegrityError:
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+        raise ConflictError(
+            "The record was changed by concurrent requests; retry the request."
+        )
+
+
+def _value_or(value: Any, default: Any) -> Any:
+    return default if value is UNSET else value

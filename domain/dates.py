@@ -1,0 +1,41 @@
+"""Parsing of the datetimes that clients send."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.errors import InvalidFieldError
+
+
+def parse_datetime(field: str, value: Any) -> datetime | None:
+    """Parse an RFC 3339 datetime into an aware UTC datetime.
+
+    A value with an offset is converted to UTC; a value without one is read
+    as UTC. Python keeps microseconds, so finer fractions are truncated.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidFieldError(field, "Expected an RFC 3339 datetime string.")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(_truncate_fraction(text))
+    except ValueError:
+        raise InvalidFieldError(
+            field, f"Invalid datetime {value[:64]!r}: expected RFC 3339, e.g. 2024-05-01T12:00:00Z."
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _truncate_fraction(text: str) -> str:
+    """Cut a fractional second to six digits, which is all datetime can hold."""
+    dot = text.find(".")
+    if dot == -1:
+        return text
+    end = dot + 1
+    while end < len(text) and text[end].isdigit():
+        end += 1
+    return text[: min(end, dot + 7)] + text[end:]

@@ -1,0 +1,1 @@
+"""Read models built from the ledger, each with its own tables and tracked position."""

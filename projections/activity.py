@@ -1,0 +1,122 @@
+"""The activity read model: what happened to each project, newest first.
+
+A RELEASE item is written when a project is linked to a release that has a
+release date, and for each linked project when the date is set the first
+time. A DEPLOY item is written per deployed project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import singledispatchmethod
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEvent
+
+from domain.cause import Cause
+from domain.release import Release
+from projections.database import Cursor, Row
+from projections.projection import Projection, to_json, to_text
+
+ITEMS = "activity_v1_items"
+RELEASES = "activity_v1_releases"
+
+
+class ActivityProjection(Projection):
+    name = "activity_v1"
+    create_statements = (
+        f"CREATE TABLE IF NOT EXISTS {ITEMS} (position BIGINT NOT NULL,"
+        " project_id TEXT NOT NULL, org_id TEXT NOT NULL, type TEXT NOT NULL,"
+        " version TEXT NOT NULL, data TEXT NOT NULL, actor TEXT NOT NULL,"
+        " date_created TEXT NOT NULL, PRIMARY KEY (position, project_id))",
+        f"CREATE INDEX IF NOT EXISTS {ITEMS}_org ON {ITEMS} (org_id, position)",
+        f"CREATE TABLE IF NOT EXISTS {RELEASES} (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,"
+        " version TEXT NOT NULL)",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Other events add no activity."""
+
+    @apply.register
+    def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {RELEASES} (id, org_id, version) VALUES (%s, %s, %s)",
+            (str(event.originator_id), str(event.org_id), event.version_str),
+        )
+
+    @apply.register
+    def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
+        if event.date_released is not None:
+            self._add(cursor, event, position, "release", [event.project_id], {})
+
+    @apply.register
+    def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:
+        self._add(cursor, event, position, "release", event.project_ids, {})
+
+    @apply.register
+    def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
+        data = {"environment": event.environment, "deploy": str(position)}
+        self._add(cursor, event, position, "deploy", event.project_ids, data)
+
+    @staticmethod
+    def _add(
+        cursor: Cursor,
+        event: Any,
+        position: int,
+        kind: str,
+        project_ids: Sequence[UUID],
+        data: dict[str, Any],
+    ) -> None:
+        release = cursor.execute(
+            f"SELECT org_id, version FROM {RELEASES} WHERE id = %s", (str(event.originator_id),)
+        ).fetchone()
+        if release is None:
+            raise LookupError(f"Activity for release {event.originator_id} before its creation.")
+        cursor.executemany(
+            f"INSERT INTO {ITEMS} (position, project_id, org_id, type, version, data, actor,"
+            " date_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (position, str(project_id), release["org_id"], kind, release["version"],
+                 to_json({"version": release["version"], **data}), to_json(_actor(event.cause)),
+                 to_text(event.timestamp))
+                for project_id in project_ids
+            ],
+        )
+
+
+def _actor(cause: Cause) -> dict[str, Any]:
+    return {"type": cause.actor_type, "id": cause.actor_id, "email": cause.actor_email}
+
+
+class ActivityQueries:
+    """Reads from the activity read model."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+
+    def page(
+        self,
+        org_id: str,
+        project_ids: Sequence[str] | None,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Return items newest first, after the keyset (position, project id)."""
+        conditions = ["org_id = %s"]
+        params: list[Any] = [org_id]
+        if project_ids is not None:
+            if not project_ids:
+                return []
+            conditions.append(f"project_id IN ({', '.join(['%s'] * len(project_ids))})")
+            params.extend(project_ids)
+        if after is not None:
+            conditions.append("(position < %s OR (position = %s AND project_id < %s))")
+            params.extend([after[0], after[0], after[1]])
+        params.append(limit)
+        return self.cursor.execute(
+            f"SELECT * FROM {ITEMS} WHERE {' AND '.join(conditions)}"
+            " ORDER BY position DESC, project_id DESC LIMIT %s",
+            params,
+        ).fetchall()

@@ -1,0 +1,58 @@
+"""The interface that read models use to reach SQLite or PostgreSQL.
+
+Read-model SQL is written once with `%s` placeholders in the subset of SQL
+that both databases share; each backend adapts placeholders and locking.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+Row = dict[str, Any]
+
+
+class Cursor(ABC):
+    """A database cursor that returns rows as dicts."""
+
+    @abstractmethod
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    @abstractmethod
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def fetchone(self) -> Row | None: ...
+
+    @abstractmethod
+    def fetchall(self) -> list[Row]: ...
+
+
+class Database(ABC):
+    """A connection source for read-model tables."""
+
+    dialect: str
+
+    @abstractmethod
+    def transaction(self, *, write: bool = False) -> AbstractContextManager[Cursor]:
+        """Open a transaction that commits on success and rolls back on error.
+
+        A write transaction on SQLite takes the database's write lock at
+        once, so two writers never interleave.
+        """
+
+    @abstractmethod
+    def lock(self, cursor: Cursor, name: str) -> None:
+        """Hold an exclusive lock on `name` until the transaction ends."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def table_exists(self, cursor: Cursor, table: str) -> bool:
+        return table in self.table_names(cursor)
+
+    @abstractmethod
+    def table_names(self, cursor: Cursor) -> set[str]: ...
+

@@ -1,0 +1,201 @@
+"""The directory read model: organizations, teams, projects, users, members and tokens.
+
+Public ids are the ledger positions of the events that created each thing,
+so they are integers, unique, and the same after every rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import singledispatchmethod
+from uuid import UUID
+
+from eventsourcing.domain import DomainEvent
+
+from domain.directory import ApiToken, Member, Organization, Project, Team, User
+from projections.database import Cursor, Row
+from projections.projection import Projection, to_text
+
+USERS = "directory_v1_users"
+ORGANIZATIONS = "directory_v1_organizations"
+TEAMS = "directory_v1_teams"
+PROJECTS = "directory_v1_projects"
+PROJECT_TEAMS = "directory_v1_project_teams"
+MEMBERS = "directory_v1_members"
+MEMBER_TEAMS = "directory_v1_member_teams"
+TOKENS = "directory_v1_tokens"
+
+
+class DirectoryProjection(Projection):
+    name = "directory_v1"
+    create_statements = (
+        f"CREATE TABLE IF NOT EXISTS {USERS} (id TEXT PRIMARY KEY, public_id BIGINT NOT NULL,"
+        " email TEXT NOT NULL, is_superuser BOOLEAN NOT NULL, date_created TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {ORGANIZATIONS} (id TEXT PRIMARY KEY,"
+        " public_id BIGINT NOT NULL, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+        " open_membership BOOLEAN NOT NULL, date_created TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {TEAMS} (id TEXT PRIMARY KEY, public_id BIGINT NOT NULL,"
+        " org_id TEXT NOT NULL, slug TEXT NOT NULL, name TEXT NOT NULL,"
+        " date_created TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {PROJECTS} (id TEXT PRIMARY KEY, public_id BIGINT NOT NULL,"
+        " org_id TEXT NOT NULL, slug TEXT NOT NULL, name TEXT NOT NULL,"
+        " date_created TEXT NOT NULL, UNIQUE (org_id, slug))",
+        f"CREATE INDEX IF NOT EXISTS {PROJECTS}_public_id ON {PROJECTS} (public_id)",
+        f"CREATE TABLE IF NOT EXISTS {PROJECT_TEAMS} (project_id TEXT NOT NULL,"
+        " team_id TEXT NOT NULL, PRIMARY KEY (project_id, team_id))",
+        f"CREATE INDEX IF NOT EXISTS {PROJECT_TEAMS}_team ON {PROJECT_TEAMS} (team_id)",
+        f"CREATE TABLE IF NOT EXISTS {MEMBERS} (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,"
+        " user_id TEXT NOT NULL, role TEXT NOT NULL, UNIQUE (org_id, user_id))",
+        f"CREATE TABLE IF NOT EXISTS {MEMBER_TEAMS} (org_id TEXT NOT NULL,"
+        " user_id TEXT NOT NULL, team_id TEXT NOT NULL, PRIMARY KEY (org_id, user_id, team_id))",
+        f"CREATE TABLE IF NOT EXISTS {TOKENS} (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+        " public_id BIGINT NOT NULL, user_id TEXT, org_id TEXT, scopes TEXT NOT NULL,"
+        " label TEXT NOT NULL, revoked BOOLEAN NOT NULL, date_created TEXT NOT NULL)",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Events of other aggregates leave the directory unchanged."""
+
+    @apply.register
+    def _(self, event: User.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {USERS} (id, public_id, email, is_superuser, date_created)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (str(event.originator_id), position, event.email, event.is_superuser,
+             to_text(event.timestamp)),
+        )
+
+    @apply.register
+    def _(self, event: Organization.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {ORGANIZATIONS} (id, public_id, slug, name, open_membership,"
+            " date_created) VALUES (%s, %s, %s, %s, %s, %s)",
+            (str(event.originator_id), position, event.slug, event.name, event.open_membership,
+             to_text(event.timestamp)),
+        )
+
+    @apply.register
+    def _(self, event: Team.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {TEAMS} (id, public_id, org_id, slug, name, date_created)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (str(event.originator_id), position, str(event.org_id), event.slug, event.name,
+             to_text(event.timestamp)),
+        )
+
+    @apply.register
+    def _(self, event: Project.Created, cursor: Cursor, position: int) -> None:
+        project_id = str(event.originator_id)
+        cursor.execute(
+            f"INSERT INTO {PROJECTS} (id, public_id, org_id, slug, name, date_created)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (project_id, position, str(event.org_id), event.slug, event.name,
+             to_text(event.timestamp)),
+        )
+        for team_id in event.team_ids:
+            cursor.execute(
+                f"INSERT INTO {PROJECT_TEAMS} (project_id, team_id) VALUES (%s, %s)",
+                (project_id, str(team_id)),
+            )
+
+    @apply.register
+    def _(self, event: Member.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {MEMBERS} (id, org_id, user_id, role) VALUES (%s, %s, %s, %s)",
+            (str(event.originator_id), str(event.org_id), str(event.user_id), event.role),
+        )
+
+    @apply.register
+    def _(self, event: Member.TeamJoined, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {MEMBER_TEAMS} (org_id, user_id, team_id)"
+            f" SELECT org_id, user_id, %s FROM {MEMBERS} WHERE id = %s",
+            (str(event.team_id), str(event.originator_id)),
+        )
+
+    @apply.register
+    def _(self, event: Member.RoleChanged, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {MEMBERS} SET role = %s WHERE id = %s",
+            (event.role, str(event.originator_id)),
+        )
+
+    @apply.register
+    def _(self, event: ApiToken.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {TOKENS} (id, token_hash, public_id, user_id, org_id, scopes, label,"
+            " revoked, date_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (str(event.originator_id), event.token_hash, position, _optional_id(event.user_id),
+             _optional_id(event.org_id), " ".join(event.scopes), event.label, False,
+             to_text(event.timestamp)),
+        )
+
+    @apply.register
+    def _(self, event: ApiToken.Revoked, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {TOKENS} SET revoked = %s WHERE id = %s", (True, str(event.originator_id))
+        )
+
+
+def _optional_id(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class DirectoryQueries:
+    """Reads from the directory read model."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+
+    def token(self, token_hash: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {TOKENS} WHERE token_hash = %s", (token_hash,)
+        ).fetchone()
+
+    def user(self, user_id: str) -> Row | None:
+        return self.cursor.execute(f"SELECT * FROM {USERS} WHERE id = %s", (user_id,)).fetchone()
+
+    def users(self, user_ids: Sequence[str]) -> dict[str, Row]:
+        return {row["id"]: row for row in self._select_in(USERS, "id", user_ids)}
+
+    def organization(self, slug: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {ORGANIZATIONS} WHERE slug = %s", (slug,)
+        ).fetchone()
+
+    def member(self, org_id: str, user_id: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {MEMBERS} WHERE org_id = %s AND user_id = %s", (org_id, user_id)
+        ).fetchone()
+
+    def projects(self, org_id: str) -> list[Row]:
+        return self.cursor.execute(
+            f"SELECT * FROM {PROJECTS} WHERE org_id = %s ORDER BY slug", (org_id,)
+        ).fetchall()
+
+    def projects_by_id(self, project_ids: Sequence[str]) -> dict[str, Row]:
+        return {row["id"]: row for row in self._select_in(PROJECTS, "id", project_ids)}
+
+    def team_project_ids(self, org_id: str, user_id: str) -> list[str]:
+        """Return the ids of the projects owned by the teams the user belongs to."""
+        rows = self.cursor.execute(
+            f"SELECT DISTINCT pt.project_id FROM {MEMBER_TEAMS} mt"
+            f" JOIN {PROJECT_TEAMS} pt ON pt.team_id = mt.team_id"
+            " WHERE mt.org_id = %s AND mt.user_id = %s",
+            (org_id, user_id),
+        ).fetchall()
+        return [row["project_id"] for row in rows]
+
+    def teams(self, org_id: str) -> list[Row]:
+        return self.cursor.execute(
+            f"SELECT * FROM {TEAMS} WHERE org_id = %s ORDER BY slug", (org_id,)
+        ).fetchall()
+
+    def _select_in(self, table: str, column: str, values: Sequence[str]) -> list[Row]:
+        if not values:
+            return []
+        marks = ", ".join(["%s"] * len(values))
+        return self.cursor.execute(
+            f"SELECT * FROM {table} WHERE {column} IN ({marks})", tuple(values)
+        ).fetchall()

@@ -1,0 +1,61 @@
+"""Base class of read models and the helpers their handlers share."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from functools import singledispatchmethod
+from typing import Any, ClassVar
+
+from eventsourcing.domain import DomainEvent
+
+from projections.database import Cursor
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Projection:
+    """A read model: its tables, and one handler per event type it uses.
+
+    `name` is stable and carries a version (`releases_v1`); a change to the
+    tables or to what a handler writes gets a new name, so the new model
+    can be filled by replay beside the old one. Handlers run inside the
+    transaction that also records the projection's position, so each event
+    is applied exactly once.
+    """
+
+    name: ClassVar[str]
+    create_statements: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Names of the tables this projection owns, in creation order."""
+        return tuple(
+            statement.split("(")[0].split()[-1]
+            for statement in self.create_statements
+            if statement.lstrip().upper().startswith("CREATE TABLE")
+        )
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Apply one event; events without a handler leave the tables unchanged."""
+
+
+def to_micros(value: datetime | None) -> int | None:
+    """Return microseconds since the epoch, the stored form of sort keys."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+def to_text(value: datetime | None) -> str | None:
+    """Return a datetime in the one stored and served format: UTC, microseconds, `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)

@@ -1,0 +1,18 @@
+"""The read models the service keeps, in the order they are caught up."""
+
+from __future__ import annotations
+
+from projections.activity import ActivityProjection
+from projections.directory import DirectoryProjection
+from projections.projection import Projection
+from projections.releases import ReleasesProjection
+
+
+def all_projections() -> list[Projection]:
+    """Return one instance of every registered read model.
+
+    A new read model is registered by adding it here; `release-ledger
+    migrate` then creates its tables and the projector fills it from
+    position zero.
+    """
+    return [DirectoryProjection(), ReleasesProjection(), ActivityProjection()]

@@ -1,0 +1,295 @@
+"""The release read model: one row per live release, its projects, commits and deploys.
+
+`sort_key` stores the list order (dateReleased, else dateCreated, in
+microseconds) so listing never computes it per query; `public_id`, the
+position of the event that started the release's current lifetime, breaks
+ties and makes the order total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import singledispatchmethod
+from typing import Any
+
+from eventsourcing.domain import DomainEvent
+
+from domain.release import Release
+from projections.database import Cursor, Row
+from projections.projection import Projection, to_json, to_micros, to_text
+
+RELEASES = "releases_v1_releases"
+RELEASE_PROJECTS = "releases_v1_projects"
+COMMITS = "releases_v1_commits"
+DEPLOYS = "releases_v1_deploys"
+IDENTITIES = "releases_v1_identities"
+
+
+class ReleasesProjection(Projection):
+    name = "releases_v1"
+    create_statements = (
+        f"CREATE TABLE IF NOT EXISTS {RELEASES} (id TEXT PRIMARY KEY,"
+        " public_id BIGINT NOT NULL, org_id TEXT NOT NULL, version TEXT NOT NULL,"
+        " version_lower TEXT NOT NULL, ref TEXT, url TEXT, owner_id TEXT,"
+        " status TEXT NOT NULL, date_created TEXT NOT NULL, date_started TEXT,"
+        " date_released TEXT, sort_key BIGINT NOT NULL, commit_count INTEGER NOT NULL,"
+        " last_commit TEXT, authors TEXT NOT NULL, deploy_count INTEGER NOT NULL,"
+        " last_deploy TEXT, UNIQUE (org_id, version))",
+        f"CREATE INDEX IF NOT EXISTS {RELEASES}_order"
+        f" ON {RELEASES} (org_id, status, sort_key, public_id)",
+        f"CREATE INDEX IF NOT EXISTS {RELEASES}_prefix"
+        f" ON {RELEASES} (org_id, version_lower)",
+        f"CREATE TABLE IF NOT EXISTS {RELEASE_PROJECTS} (release_id TEXT NOT NULL,"
+        " project_id TEXT NOT NULL, PRIMARY KEY (release_id, project_id))",
+        f"CREATE INDEX IF NOT EXISTS {RELEASE_PROJECTS}_project"
+        f" ON {RELEASE_PROJECTS} (project_id, release_id)",
+        f"CREATE TABLE IF NOT EXISTS {COMMITS} (release_id TEXT NOT NULL,"
+        " position INTEGER NOT NULL, commit_id TEXT NOT NULL, repository TEXT NOT NULL,"
+        " message TEXT, author_name TEXT, author_email TEXT, timestamp TEXT,"
+        " patch_set TEXT NOT NULL, PRIMARY KEY (release_id, position))",
+        f"CREATE TABLE IF NOT EXISTS {DEPLOYS} (public_id BIGINT PRIMARY KEY,"
+        " release_id TEXT NOT NULL, environment TEXT NOT NULL, name TEXT, url TEXT,"
+        " date_started TEXT, date_finished TEXT NOT NULL, project_ids TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {DEPLOYS}_release ON {DEPLOYS} (release_id, public_id)",
+        f"CREATE TABLE IF NOT EXISTS {IDENTITIES} (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,"
+        " version TEXT NOT NULL)",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Events of other aggregates leave the release list unchanged."""
+
+    @apply.register
+    def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
+        # Deleted releases lose their row, so the identity is kept apart for
+        # the Recreated event, which does not repeat it.
+        cursor.execute(
+            f"INSERT INTO {IDENTITIES} (id, org_id, version) VALUES (%s, %s, %s)",
+            (str(event.originator_id), str(event.org_id), event.version_str),
+        )
+        self._start(cursor, event, position, str(event.org_id), event.version_str)
+
+    @apply.register
+    def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
+        identity = cursor.execute(
+            f"SELECT org_id, version FROM {IDENTITIES} WHERE id = %s",
+            (str(event.originator_id),),
+        ).fetchone()
+        if identity is None:
+            raise LookupError(f"Release {event.originator_id} was recreated but never created.")
+        self._delete(cursor, str(event.originator_id))
+        self._start(cursor, event, position, identity["org_id"], identity["version"])
+
+    @apply.register
+    def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
+            (str(event.originator_id), str(event.project_id)),
+        )
+
+    @apply.register
+    def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {RELEASES} SET date_released = %s, sort_key = %s WHERE id = %s",
+            (to_text(event.date_released), to_micros(event.date_released),
+             str(event.originator_id)),
+        )
+
+    @apply.register
+    def _(self, event: Release.Updated, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {RELEASES} SET ref = %s, url = %s, owner_id = %s, date_started = %s"
+            " WHERE id = %s",
+            (event.ref, event.url, _optional_id(event.owner_id), to_text(event.date_started),
+             str(event.originator_id)),
+        )
+
+    @apply.register
+    def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
+        cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
+        cursor.executemany(
+            f"INSERT INTO {COMMITS} (release_id, position, commit_id, repository, message,"
+            " author_name, author_email, timestamp, patch_set)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (release_id, index, commit["id"], commit["repository"], commit["message"],
+                 commit["author_name"], commit["author_email"], commit["timestamp"],
+                 to_json(commit["patch_set"]))
+                for index, commit in enumerate(event.commits)
+            ],
+        )
+        cursor.execute(
+            f"UPDATE {RELEASES} SET commit_count = %s, last_commit = %s, authors = %s"
+            " WHERE id = %s",
+            (len(event.commits), _last_commit(event.commits), to_json(_authors(event.commits)),
+             release_id),
+        )
+
+    @apply.register
+    def _(self, event: Release.Archived, cursor: Cursor, position: int) -> None:
+        self._set_status(cursor, event, "archived")
+
+    @apply.register
+    def _(self, event: Release.Restored, cursor: Cursor, position: int) -> None:
+        self._set_status(cursor, event, "open")
+
+    @apply.register
+    def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
+        deploy = {
+            "id": str(position),
+            "environment": event.environment,
+            "name": event.name,
+            "url": event.url,
+            "dateStarted": to_text(event.date_started),
+            "dateFinished": to_text(event.date_finished),
+        }
+        release_id = str(event.originator_id)
+        cursor.execute(
+            f"INSERT INTO {DEPLOYS} (public_id, release_id, environment, name, url,"
+            " date_started, date_finished, project_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (position, release_id, event.environment, event.name, event.url,
+             deploy["dateStarted"], deploy["dateFinished"],
+             to_json([str(project_id) for project_id in event.project_ids])),
+        )
+        cursor.execute(
+            f"UPDATE {RELEASES} SET deploy_count = deploy_count + 1, last_deploy = %s"
+            " WHERE id = %s",
+            (to_json(deploy), release_id),
+        )
+
+    @apply.register
+    def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
+        self._delete(cursor, str(event.originator_id))
+
+    @staticmethod
+    def _start(cursor: Cursor, event: Any, position: int, org_id: str, version: str) -> None:
+        cursor.execute(
+            f"INSERT INTO {RELEASES} (id, public_id, org_id, version, version_lower, ref, url,"
+            " owner_id, status, date_created, date_started, date_released, sort_key,"
+            " commit_count, last_commit, authors, deploy_count, last_deploy)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (str(event.originator_id), position, org_id, version, version.lower(),
+             event.ref, event.url, _optional_id(event.owner_id), "open",
+             to_text(event.timestamp), to_text(event.date_started), None,
+             to_micros(event.timestamp), 0, None, "[]", 0, None),
+        )
+
+    @staticmethod
+    def _set_status(cursor: Cursor, event: Any, status: str) -> None:
+        cursor.execute(
+            f"UPDATE {RELEASES} SET status = %s WHERE id = %s", (status, str(event.originator_id))
+        )
+
+    @staticmethod
+    def _delete(cursor: Cursor, release_id: str) -> None:
+        for table in (RELEASES, RELEASE_PROJECTS, COMMITS, DEPLOYS):
+            key = "id" if table == RELEASES else "release_id"
+            cursor.execute(f"DELETE FROM {table} WHERE {key} = %s", (release_id,))
+
+
+def _optional_id(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _last_commit(commits: Sequence[dict[str, Any]]) -> str | None:
+    """Return the first commit of the list as JSON: deploy tools send the newest first."""
+    return to_json(commits[0]) if commits else None
+
+
+def _authors(commits: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    authors: dict[str, dict[str, Any]] = {}
+    for commit in commits:
+        email = commit["author_email"]
+        if email and email.lower() not in authors:
+            authors[email.lower()] = {"name": commit["author_name"], "email": email}
+    return list(authors.values())
+
+
+class ReleaseQueries:
+    """Reads from the release read model."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+
+    def get(self, org_id: str, version: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {RELEASES} WHERE org_id = %s AND version = %s", (org_id, version)
+        ).fetchone()
+
+    def project_ids(self, release_ids: Sequence[str]) -> dict[str, list[str]]:
+        linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
+        if not release_ids:
+            return linked
+        marks = ", ".join(["%s"] * len(release_ids))
+        rows = self.cursor.execute(
+            f"SELECT release_id, project_id FROM {RELEASE_PROJECTS}"
+            f" WHERE release_id IN ({marks})",
+            tuple(release_ids),
+        ).fetchall()
+        for row in rows:
+            linked[row["release_id"]].append(row["project_id"])
+        return linked
+
+    def page(
+        self,
+        org_id: str,
+        project_ids: Sequence[str] | None,
+        status: str,
+        prefix: str | None,
+        after: tuple[int, int] | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Return up to `limit` releases in list order, after or before a keyset cursor.
+
+        `project_ids` of None means every project of the organization. With
+        `before`, rows are returned in list order all the same.
+        """
+        conditions = ["r.org_id = %s", "r.status = %s"]
+        params: list[Any] = [org_id, status]
+        if project_ids is not None:
+            if not project_ids:
+                return []
+            marks = ", ".join(["%s"] * len(project_ids))
+            conditions.append(
+                f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
+                f" AND p.project_id IN ({marks}))"
+            )
+            params.extend(project_ids)
+        if prefix:
+            conditions.append("r.version_lower LIKE %s ESCAPE '!'")
+            params.append(_like_prefix(prefix.lower()))
+        order = "DESC"
+        if after is not None:
+            conditions.append("(r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))")
+            params.extend([after[0], after[0], after[1]])
+        elif before is not None:
+            conditions.append("(r.sort_key > %s OR (r.sort_key = %s AND r.public_id > %s))")
+            params.extend([before[0], before[0], before[1]])
+            order = "ASC"
+        params.append(limit)
+        rows = self.cursor.execute(
+            f"SELECT r.* FROM {RELEASES} r WHERE {' AND '.join(conditions)}"
+            f" ORDER BY r.sort_key {order}, r.public_id {order} LIMIT %s",
+            params,
+        ).fetchall()
+        return rows if order == "DESC" else rows[::-1]
+
+    def commits(self, release_id: str, after: int, limit: int) -> list[Row]:
+        return self.cursor.execute(
+            f"SELECT * FROM {COMMITS} WHERE release_id = %s AND position > %s"
+            " ORDER BY position LIMIT %s",
+            (release_id, after, limit),
+        ).fetchall()
+
+    def deploys(self, release_id: str) -> list[Row]:
+        return self.cursor.execute(
+            f"SELECT * FROM {DEPLOYS} WHERE release_id = %s ORDER BY public_id DESC",
+            (release_id,),
+        ).fetchall()
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return escaped + "%"

@@ -1,0 +1,86 @@
+"""SQLite backend for read models: one connection per thread, WAL journal."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from projections.database import Cursor, Database, Row
+
+BUSY_TIMEOUT_SECONDS = 30
+
+
+class SQLiteCursor(Cursor):
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> SQLiteCursor:
+        self._cursor.execute(statement.replace("%s", "?"), tuple(params))
+        return self
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(statement.replace("%s", "?"), rows)
+
+    def fetchone(self) -> Row | None:
+        row = self._cursor.fetchone()
+        return None if row is None else dict(row)
+
+    def fetchall(self) -> list[Row]:
+        return [dict(row) for row in self._cursor.fetchall()]
+
+
+class SQLiteDatabase(Database):
+    """Read-model storage in the same SQLite file as the ledger."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield SQLiteCursor(connection.cursor())
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def lock(self, cursor: Cursor, name: str) -> None:
+        """Nothing to do: a write transaction already holds SQLite's only write lock."""
+
+    def table_names(self, cursor: Cursor) -> set[str]:
+        rows = cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {row["name"] for row in rows}
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
