@@ -156,6 +156,11 @@ class DirectoryQueries:
     def user(self, user_id: str) -> Row | None:
         return self.cursor.execute(f"SELECT * FROM {USERS} WHERE id = %s", (user_id,)).fetchone()
 
+    def user_by_email(self, email: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {USERS} WHERE lower(email) = lower(%s)", (email,)
+        ).fetchone()
+
     def users(self, user_ids: Sequence[str]) -> dict[str, Row]:
         return {row["id"]: row for row in self._select_in(USERS, "id", user_ids)}
 
@@ -173,6 +178,16 @@ class DirectoryQueries:
         return self.cursor.execute(
             f"SELECT * FROM {PROJECTS} WHERE org_id = %s ORDER BY slug", (org_id,)
         ).fetchall()
+
+    def project(self, org_id: str, slug: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {PROJECTS} WHERE org_id = %s AND slug = %s", (org_id, slug)
+        ).fetchone()
+
+    def project_by_public_id(self, org_id: str, public_id: int) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {PROJECTS} WHERE org_id = %s AND public_id = %s", (org_id, public_id)
+        ).fetchone()
 
     def projects_by_id(self, project_ids: Sequence[str]) -> dict[str, Row]:
         return {row["id"]: row for row in self._select_in(PROJECTS, "id", project_ids)}

@@ -283,6 +283,11 @@ class ReleaseQueries:
             (release_id, after, limit),
         ).fetchall()
 
+    def deploy(self, public_id: int | None) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {DEPLOYS} WHERE public_id = %s", (public_id,)
+        ).fetchone()
+
     def deploys(self, release_id: str) -> list[Row]:
         return self.cursor.execute(
             f"SELECT * FROM {DEPLOYS} WHERE release_id = %s ORDER BY public_id DESC",

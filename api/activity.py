@@ -1,0 +1,34 @@
+"""The activity feed of an organization's projects, newest first."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.auth import READ_SCOPES
+from api.pagination import Cursor, parse_cursor, per_page, set_link_header
+from api.resource import Resource
+from api.serializers import activity_body
+
+
+class ActivityFeed(Resource):
+    scopes = {"GET": READ_SCOPES}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        limit = per_page(req)
+        cursor = parse_cursor(req)
+        after = None
+        if cursor is not None:
+            try:
+                after = (int(cursor.key), cursor.tiebreak)
+            except ValueError:
+                raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+        with self.services.read() as queries:
+            access = self.access(queries, req, org)
+            project_ids = None if access.project_ids is None else sorted(access.project_ids)
+            rows = queries.activity.page(access.org_id, project_ids, after, limit + 1)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            projects = queries.directory.projects_by_id(sorted({r["project_id"] for r in rows}))
+            resp.media = [activity_body(row, projects.get(row["project_id"])) for row in rows]
+        following = Cursor(str(rows[-1]["position"]), rows[-1]["project_id"], False) if rows else cursor
+        set_link_header(req, resp, None, False, following, more)

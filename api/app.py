@@ -1,0 +1,67 @@
+"""The WSGI application factory.
+
+gunicorn calls `create_app()` in each worker after forking, so every
+worker opens its own database connections.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from api.activity import ActivityFeed
+from api.commits import ReleaseCommits
+from api.config import Settings
+from api.deploys import DeployCollection
+from api.errors import register_error_handlers
+from api.logs import configure_logging
+from api.middleware import RequestIdMiddleware
+from api.organizations import (
+    Index,
+    OrganizationCollection,
+    OrganizationProjects,
+    TeamCollection,
+    TeamProjectCollection,
+)
+from api.releases import ReleaseCollection, ReleaseDetail
+from api.services import Services
+
+ORG = "/api/0/organizations/{org}"
+PROJECT = "/api/0/projects/{org}/{project}"
+
+
+class Health:
+    """GET /healthz: the process is up."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> falcon.App:
+    settings = settings or Settings.from_environ()
+    configure_logging()
+    services = services or Services(settings)
+    app = falcon.App(middleware=[RequestIdMiddleware()])
+    app.req_options.strip_url_path_trailing_slash = False
+    register_error_handlers(app)
+    add_routes(app, services)
+    return app
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    releases = ReleaseCollection(services)
+    release = ReleaseDetail(services)
+    commits = ReleaseCommits(services)
+    app.add_route("/healthz", Health())
+    app.add_route("/api/0/", Index(services))
+    app.add_route("/api/0/organizations/", OrganizationCollection(services))
+    app.add_route(f"{ORG}/teams/", TeamCollection(services))
+    app.add_route("/api/0/teams/{org}/{team}/projects/", TeamProjectCollection(services))
+    app.add_route(f"{ORG}/projects/", OrganizationProjects(services))
+    app.add_route(f"{ORG}/releases/", releases)
+    app.add_route(f"{ORG}/releases/{{version}}/", release)
+    app.add_route(f"{ORG}/releases/{{version}}/commits/", commits)
+    app.add_route(f"{ORG}/releases/{{version}}/deploys/", DeployCollection(services))
+    app.add_route(f"{ORG}/activity/", ActivityFeed(services))
+    app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
+    app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
+    app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")

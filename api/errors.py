@@ -1,0 +1,99 @@
+"""Translation of errors into JSON responses, registered once by the app factory.
+
+Every error body has the shape `{"detail": "..."}`, except field
+validation errors, which have Sentry's `{"<field>": ["..."]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from typing import Any
+
+import falcon
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import OperationalError as LedgerOperationalError
+
+from domain.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidFieldError,
+    InvalidRequestError,
+    LedgerError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+
+logger = logging.getLogger("api")
+
+STATUS_BY_ERROR: dict[type[LedgerError], str] = {
+    NotFoundError: falcon.HTTP_404,
+    AlreadyExistsError: falcon.HTTP_409,
+    ConflictError: falcon.HTTP_409,
+    InvalidRequestError: falcon.HTTP_400,
+    PermissionDeniedError: falcon.HTTP_403,
+}
+UNAVAILABLE_ERRORS = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    LedgerOperationalError,
+    sqlite3.OperationalError,
+)
+RETRY_AFTER_SECONDS = 2
+
+
+def register_error_handlers(app: falcon.App) -> None:
+    app.set_error_serializer(serialize_http_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(LedgerError, handle_ledger_error)
+    for error_class in UNAVAILABLE_ERRORS:
+        app.add_error_handler(error_class, handle_unavailable)
+
+
+def serialize_http_error(
+    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError
+) -> None:
+    detail = error.description or (error.title or "Request failed.").split(" ", 1)[-1] + "."
+    _write(resp, {"detail": detail})
+
+
+def handle_ledger_error(
+    req: falcon.Request, resp: falcon.Response, error: LedgerError, params: dict[str, Any]
+) -> None:
+    if isinstance(error, InvalidFieldError):
+        resp.status = falcon.HTTP_400
+        _write(resp, {error.field: [error.message]})
+        return
+    resp.status = STATUS_BY_ERROR.get(type(error), falcon.HTTP_400)
+    _write(resp, {"detail": str(error)})
+
+
+def handle_unavailable(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
+) -> None:
+    logger.warning(
+        "database unavailable",
+        extra={"request_id": _request_id(req), "error": f"{type(error).__name__}: {error}"},
+    )
+    resp.status = falcon.HTTP_503
+    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+    _write(resp, {"detail": "The database is unavailable; retry shortly."})
+
+
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
+) -> None:
+    logger.exception("request failed", extra={"request_id": _request_id(req)})
+    resp.status = falcon.HTTP_500
+    _write(resp, {"detail": f"Internal server error; request id {_request_id(req)}."})
+
+
+def _write(resp: falcon.Response, body: dict[str, Any]) -> None:
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps(body).encode()
+
+
+def _request_id(req: falcon.Request) -> str:
+    return getattr(req.context, "request_id", "-")

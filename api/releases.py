@@ -1,0 +1,293 @@
+"""Release resources under /organizations/{org}/ and /projects/{org}/{project}/."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import falcon
+
+from api import requests
+from api.auth import RELEASE_SCOPES, OrganizationAccess, project_for_slug
+from api.pagination import (
+    Cursor,
+    parse_cursor,
+    parse_integer_key,
+    per_page,
+    set_link_header,
+)
+from api.resource import Resource, release_location
+from api.serializers import release_bodies
+from api.services import Queries
+from domain.application import ReleaseChanges
+from domain.errors import InvalidFieldError
+from projections.database import Row
+
+MAX_QUERY_LENGTH = 200
+
+
+class ReleaseCollection(Resource):
+    """GET lists releases, POST creates one or adds projects to it."""
+
+    scopes = RELEASE_SCOPES
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        self.list_releases(req, resp, org, None)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
+        self.create_release(req, resp, org, None)
+
+    def on_get_project(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project: str
+    ) -> None:
+        self.list_releases(req, resp, org, project)
+
+    def on_post_project(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project: str
+    ) -> None:
+        self.create_release(req, resp, org, project)
+
+    def list_releases(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project_slug: str | None
+    ) -> None:
+        status = req.get_param("status", default="open")
+        if status not in ("open", "archived"):
+            raise InvalidFieldError("status", "Use 'open' or 'archived'.")
+        prefix = req.get_param("query", default="")
+        if len(prefix) > MAX_QUERY_LENGTH:
+            raise InvalidFieldError("query", f"At most {MAX_QUERY_LENGTH} characters.")
+        limit = per_page(req)
+        cursor = parse_cursor(req)
+        with self.services.read() as queries:
+            access = self.access(queries, req, org)
+            project_ids = self._project_filter(req, queries, access, project_slug)
+            key = parse_integer_key(cursor) if cursor else None
+            rows = queries.releases.page(
+                access.org_id,
+                project_ids,
+                status,
+                prefix,
+                after=key if cursor and not cursor.backward else None,
+                before=key if cursor and cursor.backward else None,
+                limit=limit + 1,
+            )
+            resp.media = self._page(req, resp, rows, cursor, limit, queries)
+
+    def _page(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        rows: list[Row],
+        cursor: Cursor | None,
+        limit: int,
+        queries: Queries,
+    ) -> list[dict[str, Any]]:
+        backward = cursor is not None and cursor.backward
+        more = len(rows) > limit
+        if more:
+            rows = rows[1:] if backward else rows[:limit]
+        has_next = more if not backward else True
+        has_previous = (more if backward else cursor is not None) and bool(rows)
+        first = _cursor(rows[0], backward=True) if rows else None
+        last = _cursor(rows[-1], backward=False) if rows else cursor
+        set_link_header(req, resp, first, has_previous, last, has_next and bool(rows))
+        return release_bodies(rows, queries.releases, queries.directory)
+
+    def _project_filter(
+        self,
+        req: falcon.Request,
+        queries: Queries,
+        access: OrganizationAccess,
+        project_slug: str | None,
+    ) -> list[str] | None:
+        """Return the project ids to list, or None for every project of the organization."""
+        if project_slug is not None:
+            return [self.project(queries, access, project_slug)["id"]]
+        requested = req.get_param_as_list("project") or []
+        if not requested:
+            return None if access.project_ids is None else sorted(access.project_ids)
+        project_ids = []
+        for public_id in requested:
+            try:
+                project = queries.directory.project_by_public_id(access.org_id, int(public_id))
+            except ValueError:
+                raise InvalidFieldError("project", f"Invalid project id {public_id!r}.") from None
+            if project is not None and access.may_use(project["id"]):
+                project_ids.append(project["id"])
+        return project_ids
+
+    def create_release(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project_slug: str | None
+    ) -> None:
+        body = requests.read_json(req, self.services.settings.max_body_bytes)
+        version = requests.required_string(body, "version")
+        status = requests.status(body)
+        slugs = requests.project_slugs(body, required=project_slug is None)
+        with self.services.read() as queries:
+            access = self.access(queries, req, org)
+            if project_slug is not None:
+                slugs = [project_slug, *slugs]
+            project_ids = self._usable_project_ids(queries, access, slugs)
+            changes = _changes(body, queries, access, for_create=True)
+            changes.project_ids = project_ids
+            if not project_ids and status is not None:
+                self.visible_release(queries, access, version)
+        outcome = self.services.ledger.create_release(
+            UUID(access.org_id), version, changes, self.cause(req)
+        )
+        status_code = falcon.HTTP_201 if outcome.created else falcon.HTTP_208
+        if outcome.created:
+            resp.location = release_location(access.slug, version)
+        self.respond_with_release(req, resp, access.org_id, version, outcome.position, status_code)
+
+    @staticmethod
+    def _usable_project_ids(
+        queries: Queries, access: OrganizationAccess, slugs: Sequence[str | int]
+    ) -> list[str]:
+        project_ids = []
+        for slug in slugs:
+            project = project_for_slug(queries.directory, access, slug)
+            if project is None:
+                raise InvalidFieldError("projects", "Invalid project slugs")
+            project_ids.append(project["id"])
+        return project_ids
+
+
+class ReleaseDetail(Resource):
+    """GET reads a release, PUT changes it, DELETE deletes it."""
+
+    scopes = RELEASE_SCOPES
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
+        self.show(req, resp, org, version, None)
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
+        self.update(req, resp, org, version, None)
+
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, org: str, version: str
+    ) -> None:
+        self.delete(req, resp, org, version, None)
+
+    def on_get_project(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
+    ) -> None:
+        self.show(req, resp, org, version, project)
+
+    def on_put_project(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
+    ) -> None:
+        self.update(req, resp, org, version, project)
+
+    def on_delete_project(
+        self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
+    ) -> None:
+        self.delete(req, resp, org, version, project)
+
+    def show(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        org: str,
+        version: str,
+        project_slug: str | None,
+    ) -> None:
+        with self.services.read() as queries:
+            row = self._release(req, queries, org, version, project_slug)
+            resp.media = release_bodies([row], queries.releases, queries.directory)[0]
+
+    def update(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        org: str,
+        version: str,
+        project_slug: str | None,
+    ) -> None:
+        body = requests.read_json(req, self.services.settings.max_body_bytes)
+        slugs = requests.project_slugs(body, required=False)
+        with self.services.read() as queries:
+            self._release(req, queries, org, version, project_slug)
+            access = self.access(queries, req, org)
+            changes = _changes(body, queries, access, for_create=False)
+            changes.project_ids = ReleaseCollection._usable_project_ids(queries, access, slugs)
+        outcome = self.services.ledger.update_release(
+            UUID(access.org_id), version, changes, self.cause(req)
+        )
+        self.respond_with_release(req, resp, access.org_id, version, outcome.position)
+
+    def delete(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        org: str,
+        version: str,
+        project_slug: str | None,
+    ) -> None:
+        with self.services.read() as queries:
+            row = self._release(req, queries, org, version, project_slug)
+        outcome = self.services.ledger.delete_release(
+            UUID(row["org_id"]), version, self.cause(req)
+        )
+        resp.status = falcon.HTTP_204
+        if outcome.position is not None:
+            resp.set_header("X-Ledger-Position", str(outcome.position))
+
+    def _release(
+        self,
+        req: falcon.Request,
+        queries: Queries,
+        org: str,
+        version: str,
+        project_slug: str | None,
+    ) -> Row:
+        access = self.access(queries, req, org)
+        project = self.project(queries, access, project_slug) if project_slug else None
+        return self.visible_release(queries, access, version, project)
+
+
+def _changes(
+    body: dict[str, Any], queries: Queries, access: OrganizationAccess, *, for_create: bool
+) -> ReleaseChanges:
+    """Read the release fields of a request body; absent fields stay UNSET.
+
+    A null `dateReleased`, `status` or `commits` is read as absent, since
+    none of them can be cleared.
+    """
+    changes = ReleaseChanges()
+    if "ref" in body:
+        changes.ref = requests.optional_string(body, "ref", requests.MAX_REF_LENGTH)
+    if "url" in body:
+        changes.url = requests.optional_string(body, "url", requests.MAX_URL_LENGTH)
+    if "owner" in body:
+        changes.owner_id = _owner_id(body, queries, access)
+    if "dateStarted" in body:
+        changes.date_started = requests.date(body, "dateStarted")
+    if body.get("dateReleased") is not None:
+        changes.date_released = requests.date(body, "dateReleased")
+    if body.get("status") is not None:
+        changes.status = requests.status(body)
+    commits = requests.commits(body)
+    if commits is not None:
+        changes.commits = commits
+    return changes
+
+
+def _owner_id(body: dict[str, Any], queries: Queries, access: OrganizationAccess) -> Any:
+    """Return the id of the member whose email `owner` holds, or None for a null owner."""
+    email = requests.optional_string(body, "owner", 254)
+    if email is None:
+        return None
+    user = queries.directory.user_by_email(email)
+    member = user and (
+        user["is_superuser"] or queries.directory.member(access.org_id, user["id"])
+    )
+    if not member:
+        raise InvalidFieldError("owner", f"User {email!r} is not a member of this organization.")
+    return UUID(user["id"])
+
+
+def _cursor(row: Row, *, backward: bool) -> Cursor:
+    return Cursor(str(row["sort_key"]), str(row["public_id"]), backward)
+

@@ -1,0 +1,134 @@
+"""JSON bodies of releases, deploys and activity, as Sentry's clients read them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from projections.database import Row
+from projections.directory import DirectoryQueries
+from projections.releases import ReleaseQueries
+
+_HEX_SHA = re.compile(r"^[0-9a-fA-F]{32,64}$")
+
+
+def short_version(version: str) -> str:
+    """Shorten a version for display: drop a `package@` prefix and cut long hex hashes."""
+    package, sep, rest = version.partition("@")
+    shown = rest if sep and package and rest else version
+    return shown[:12] if _HEX_SHA.match(shown) else shown
+
+
+def release_bodies(
+    rows: Sequence[Row], releases: ReleaseQueries, directory: DirectoryQueries
+) -> list[dict[str, Any]]:
+    """Render releases, loading their projects and owners in one query each."""
+    linked = releases.project_ids([row["id"] for row in rows])
+    projects = directory.projects_by_id(
+        sorted({project_id for ids in linked.values() for project_id in ids})
+    )
+    owners = directory.users(sorted({row["owner_id"] for row in rows if row["owner_id"]}))
+    return [
+        _release_body(row, [projects[p] for p in linked[row["id"]] if p in projects], owners)
+        for row in rows
+    ]
+
+
+def _release_body(row: Row, projects: list[Row], owners: dict[str, Row]) -> dict[str, Any]:
+    owner = owners.get(row["owner_id"]) if row["owner_id"] else None
+    projects = sorted(projects, key=lambda project: project["slug"])
+    return {
+        "id": str(row["public_id"]),
+        "version": row["version"],
+        "shortVersion": short_version(row["version"]),
+        "ref": row["ref"],
+        "url": row["url"],
+        "status": row["status"],
+        "dateCreated": row["date_created"],
+        "dateStarted": row["date_started"],
+        "dateReleased": row["date_released"],
+        "owner": user_body(owner) if owner else None,
+        "newGroups": 0,
+        "commitCount": row["commit_count"],
+        "lastCommit": _last_commit(row["last_commit"]),
+        "authors": json.loads(row["authors"]),
+        "deployCount": row["deploy_count"],
+        "lastDeploy": json.loads(row["last_deploy"]) if row["last_deploy"] else None,
+        "firstEvent": None,
+        "lastEvent": None,
+        "data": {},
+        "projects": [project_body(project) for project in projects],
+    }
+
+
+def _last_commit(value: str | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    commit = json.loads(value)
+    return commit_body(commit)
+
+
+def commit_body(commit: dict[str, Any]) -> dict[str, Any]:
+    author = None
+    if commit.get("author_email"):
+        author = {"name": commit.get("author_name"), "email": commit["author_email"]}
+    return {
+        "id": commit["id"],
+        "message": commit.get("message"),
+        "dateCreated": commit.get("timestamp"),
+        "author": author,
+        "repository": {"name": commit.get("repository")},
+    }
+
+
+def commit_row_body(row: Row) -> dict[str, Any]:
+    return commit_body(
+        {
+            "id": row["commit_id"],
+            "message": row["message"],
+            "timestamp": row["timestamp"],
+            "author_name": row["author_name"],
+            "author_email": row["author_email"],
+            "repository": row["repository"],
+        }
+    )
+
+
+def project_body(project: Row) -> dict[str, Any]:
+    return {
+        "id": str(project["public_id"]),
+        "slug": project["slug"],
+        "name": project["name"],
+        "newGroups": 0,
+        "platform": None,
+        "platforms": [],
+        "hasHealthData": False,
+    }
+
+
+def user_body(user: Row) -> dict[str, Any]:
+    return {"id": str(user["public_id"]), "email": user["email"], "name": user["email"]}
+
+
+def deploy_body(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["public_id"]),
+        "environment": row["environment"],
+        "name": row["name"],
+        "url": row["url"],
+        "dateStarted": row["date_started"],
+        "dateFinished": row["date_finished"],
+    }
+
+
+def activity_body(row: Row, project: Row | None) -> dict[str, Any]:
+    return {
+        "id": f"{row['position']}-{project['public_id'] if project else row['project_id']}",
+        "type": row["type"],
+        "project": project_body(project) if project else None,
+        "data": json.loads(row["data"]),
+        "actor": json.loads(row["actor"]),
+        "dateCreated": row["date_created"],
+    }
