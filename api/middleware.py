@@ -27,7 +27,10 @@ class RequestIdMiddleware:
     ) -> None:
         request_id = getattr(req.context, "request_id", None) or uuid.uuid4().hex
         resp.set_header("X-Request-ID", request_id)
-        if resp.content_type is None or resp.content_type.startswith("text/"):
+        if resp.status_code == 204:
+            # A 204 carries no body, so it carries no Content-Type either.
+            resp.content_type = None
+        elif resp.content_type is None or resp.content_type.startswith("text/"):
             resp.content_type = falcon.MEDIA_JSON
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
         logger.info(

@@ -131,7 +131,10 @@ class ReleaseCollection(Resource):
             project_ids = self._usable_project_ids(queries, access, slugs)
             changes = _changes(body, queries, access, for_create=True)
             changes.project_ids = project_ids
-            if not project_ids and status is not None:
+            if not project_ids:
+                # An empty list only archives or restores an existing release.
+                if status is None:
+                    raise InvalidFieldError("projects", "Name at least one project.")
                 self.visible_release(queries, access, version)
         outcome = self.services.ledger.create_release(
             UUID(access.org_id), version, changes, self.cause(req)
