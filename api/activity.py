@@ -30,5 +30,7 @@ class ActivityFeed(Resource):
             rows = rows[:limit]
             projects = queries.directory.projects_by_id(sorted({r["project_id"] for r in rows}))
             resp.media = [activity_body(row, projects.get(row["project_id"])) for row in rows]
-        following = Cursor(str(rows[-1]["position"]), rows[-1]["project_id"], False) if rows else cursor
+        following = cursor
+        if rows:
+            following = Cursor(str(rows[-1]["position"]), rows[-1]["project_id"], False)
         set_link_header(req, resp, None, False, following, more)

@@ -7,10 +7,15 @@ input it prints one line on stderr, changes nothing and exits with 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import sqlite3
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
 
 from api.config import ConfigurationError, Settings
 from api.services import Services
@@ -18,6 +23,7 @@ from domain.cause import Cause
 from domain.directory import ROLES, SCOPES
 from domain.errors import AlreadyExistsError, LedgerError
 
+DATABASE_ERRORS = (psycopg.Error, sqlite3.Error, PersistenceError)
 USER_TOKEN_SCOPES = ("org:read", "project:read", "project:write", "project:releases")
 ORG_TOKEN_SCOPES = ("org:ci",)
 BOOTSTRAP_SCOPES = (
@@ -36,13 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_environ()
         services = Services(settings, create_tables=args.handler is migrate
                             or settings.backend == "sqlite")
-    except (ConfigurationError, OSError) as error:
+    except (ConfigurationError, OSError, *DATABASE_ERRORS) as error:
         print(f"release-ledger: {error}", file=sys.stderr)
         return 1
     try:
         args.handler(services, args, _cause())
     except LedgerError as error:
         print(f"release-ledger: {error}", file=sys.stderr)
+        return 1
+    except DATABASE_ERRORS as error:
+        print(f"release-ledger: database error: {error}".splitlines()[0], file=sys.stderr)
         return 1
     finally:
         services.close()
@@ -89,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_member_parser.add_argument("email")
     add_member_parser.add_argument("--team", action="append", default=[],
                                    help="slug of a team to join; repeatable")
-    add_member_parser.add_argument("--role", choices=ROLES, help="default member")
+    add_member_parser.add_argument("--role", help=f"one of {', '.join(ROLES)}; default member")
 
     token = _group(commands, "token", "manage API tokens")
     create_token_parser = _command(token, "create", create_token,
@@ -98,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     owner.add_argument("--user", metavar="EMAIL", help="a token acting as this user")
     owner.add_argument("--org", metavar="ORG", help="an organization token")
     create_token_parser.add_argument(
-        "--scope", action="append", default=[], choices=SCOPES, metavar="SCOPE",
-        help=f"repeatable; user tokens default to {' '.join(USER_TOKEN_SCOPES)},"
-        f" organization tokens to {' '.join(ORG_TOKEN_SCOPES)}",
+        "--scope", action="append", default=[], metavar="SCOPE",
+        help=f"repeatable, one of {', '.join(SCOPES)}; user tokens default to"
+        f" {' '.join(USER_TOKEN_SCOPES)}, organization tokens to {' '.join(ORG_TOKEN_SCOPES)}",
     )
     revoke_token_parser = _command(token, "revoke", revoke_token,
                                    "revoke a token; the next request with it answers 401")
@@ -153,7 +162,9 @@ def revoke_token(services: Services, args: argparse.Namespace, cause: Cause) -> 
 
 
 def bootstrap(services: Services, args: argparse.Namespace, cause: Cause) -> None:
-    """Create what a first session needs, keeping whatever exists, and print sentry-cli's environment.
+    """Create what a first session needs and print sentry-cli's environment.
+
+    Whatever exists already is kept.
 
     Tokens are stored only as hashes, so each run makes a new token; earlier
     ones stay valid until revoked.
@@ -162,7 +173,9 @@ def bootstrap(services: Services, args: argparse.Namespace, cause: Cause) -> Non
     _ignore_existing(lambda: ledger.create_user(args.email, True, cause))
     _ignore_existing(lambda: ledger.create_organization(args.org, None, False, cause))
     _ignore_existing(lambda: ledger.create_team(args.org, args.team, None, cause))
-    _ignore_existing(lambda: ledger.create_project(args.org, args.project, None, [args.team], cause))
+    _ignore_existing(
+        lambda: ledger.create_project(args.org, args.project, None, [args.team], cause)
+    )
     ledger.add_member(args.org, args.email, "owner", [args.team], cause)
     secret, _ = ledger.create_token(
         cause, user_email=args.email, scopes=BOOTSTRAP_SCOPES, label="bootstrap"
@@ -178,10 +191,8 @@ def bootstrap(services: Services, args: argparse.Namespace, cause: Cause) -> Non
 
 
 def _ignore_existing(create: Callable[[], object]) -> None:
-    try:
+    with contextlib.suppress(AlreadyExistsError):
         create()
-    except AlreadyExistsError:
-        pass
 
 
 def _command(

@@ -34,7 +34,7 @@ class Index(Resource):
 class OrganizationCollection(Resource):
     """POST creates an organization; only superusers may."""
 
-    scopes = {"POST": frozenset({"org:write", "org:admin"})}
+    scopes = {"POST": DIRECTORY_WRITE_SCOPES}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = requests.read_json(req, self.services.settings.max_body_bytes)

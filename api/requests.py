@@ -51,7 +51,7 @@ def optional_string(body: dict[str, Any], field: str, max_length: int) -> str | 
     if not isinstance(value, str):
         raise InvalidFieldError(field, "Expected a string.")
     if len(value) > max_length:
-        raise InvalidFieldError(field, f"Ensure this field has no more than {max_length} characters.")
+        raise InvalidFieldError(field, f"Use at most {max_length} characters.")
     return value
 
 

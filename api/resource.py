@@ -9,8 +9,8 @@ from urllib.parse import quote
 import falcon
 
 from api.auth import Caller, OrganizationAccess, authenticate, organization_access
-from api.services import Queries, Services
 from api.serializers import release_bodies
+from api.services import Queries, Services
 from domain.cause import Cause
 from domain.errors import NotFoundError
 from projections.database import Row

@@ -124,7 +124,9 @@ class ReleaseLedger(Application):
         )
         return self._save_new(organization, f"An organization with slug {slug!r} already exists.")
 
-    def create_team(self, org_slug: str, slug: str, name: str | None, cause: Cause) -> Outcome[Team]:
+    def create_team(
+        self, org_slug: str, slug: str, name: str | None, cause: Cause
+    ) -> Outcome[Team]:
         organization = self.get_organization(org_slug)
         check_slug("team", slug)
         team = Team(org_id=organization.id, slug=slug, name=name or slug, cause=cause)
@@ -153,7 +155,9 @@ class ReleaseLedger(Application):
         organization = self.get_organization(org_slug)
         user = self.get_user(email)
         if role is not None and role not in ROLES:
-            raise InvalidFieldError("role", f"Invalid role {role!r}: use one of {', '.join(ROLES)}.")
+            raise InvalidFieldError(
+                "role", f"Invalid role {role!r}: use one of {', '.join(ROLES)}."
+            )
         team_ids = [self.get_team(organization.id, team_slug).id for team_slug in team_slugs]
 
         def act() -> tuple[Member, bool]:
@@ -189,7 +193,9 @@ class ReleaseLedger(Application):
             raise InvalidRequestError("A token belongs to exactly one user or one organization.")
         for scope in scopes:
             if scope not in SCOPES:
-                raise InvalidFieldError("scopes", f"Invalid scope {scope!r}.")
+                raise InvalidFieldError(
+                    "scopes", f"Invalid scope {scope!r}; valid scopes: {', '.join(SCOPES)}."
+                )
         user_id = self.get_user(user_email).id if user_email is not None else None
         org_id = self.get_organization(org_slug).id if org_slug is not None else None
         secret = TOKEN_PREFIX + secrets.token_hex(32)

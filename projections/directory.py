@@ -48,7 +48,8 @@ class DirectoryProjection(Projection):
         " user_id TEXT NOT NULL, role TEXT NOT NULL, UNIQUE (org_id, user_id))",
         f"CREATE TABLE IF NOT EXISTS {MEMBER_TEAMS} (org_id TEXT NOT NULL,"
         " user_id TEXT NOT NULL, team_id TEXT NOT NULL, PRIMARY KEY (org_id, user_id, team_id))",
-        f"CREATE TABLE IF NOT EXISTS {TOKENS} (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+        f"CREATE TABLE IF NOT EXISTS {TOKENS} (id TEXT PRIMARY KEY,"
+        " token_hash TEXT NOT NULL UNIQUE,"
         " public_id BIGINT NOT NULL, user_id TEXT, org_id TEXT, scopes TEXT NOT NULL,"
         " label TEXT NOT NULL, revoked BOOLEAN NOT NULL, date_created TEXT NOT NULL)",
     )

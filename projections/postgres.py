@@ -61,9 +61,12 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
-        with self.pool.connection() as connection, connection.transaction():
-            with connection.cursor() as cursor:
-                yield PostgresCursor(cursor)
+        with (
+            self.pool.connection() as connection,
+            connection.transaction(),
+            connection.cursor() as cursor,
+        ):
+            yield PostgresCursor(cursor)
 
     def lock(self, cursor: Cursor, name: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, name),))
