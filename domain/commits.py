@@ -91,7 +91,7 @@ def _timestamp(index: int, value: Any) -> str | None:
         parsed = parse_datetime(f"commits[{index}].timestamp", value)
     except InvalidFieldError as error:
         raise InvalidFieldError("commits", f"{error.field}: {error.message}") from None
-    return None if parsed is None else parsed.isoformat()
+    return None if parsed is None else parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _patch_set(index: int, value: Any) -> list[dict[str, str]]:

@@ -66,6 +66,9 @@ class PostgresDatabase(Database):
             connection.transaction(),
             connection.cursor() as cursor,
         ):
+            if not write:
+                # Every query of one read sees the same committed state.
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield PostgresCursor(cursor)
 
     def lock(self, cursor: Cursor, name: str) -> None:

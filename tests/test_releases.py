@@ -273,3 +273,19 @@ def test_body_that_is_not_an_object_is_rejected(client, world):
     response = client.simulate_post(R, json=["1.0"], headers=world.headers())
 
     assert response.status_code == 400
+
+
+def test_every_datetime_has_one_format(client, world):
+    commits = [{"id": "a" * 40, "timestamp": "2024-03-01T12:00:00+01:00"}]
+
+    created = create(client, world, "10.0", "web", commits=commits,
+                     dateStarted="2024-03-01T10:00:00Z", dateReleased="2024-03-01T11:00:00.5Z")
+    listed = client.simulate_get(f"{R}10.0/commits/", headers=world.headers())
+
+    body = created.json
+    for value in (body["dateCreated"], body["dateStarted"], body["dateReleased"],
+                  body["lastCommit"]["dateCreated"], listed.json[0]["dateCreated"]):
+        assert len(value) == len("2024-03-01T11:00:00.500000Z")
+        assert value.endswith("Z")
+    assert body["dateReleased"] == "2024-03-01T11:00:00.500000Z"
+    assert listed.json[0]["dateCreated"] == "2024-03-01T11:00:00.000000Z"
