@@ -13,6 +13,7 @@ from api.commits import ReleaseCommits
 from api.config import Settings
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
+from api.hooks.resources import ProjectHookToken, ReleaseHook
 from api.logs import configure_logging
 from api.middleware import RequestIdMiddleware
 from api.organizations import (
@@ -62,6 +63,8 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{ORG}/releases/{{version}}/commits/", commits)
     app.add_route(f"{ORG}/releases/{{version}}/deploys/", DeployCollection(services))
     app.add_route(f"{ORG}/activity/", ActivityFeed(services))
+    app.add_route(f"{PROJECT}/releases/token/", ProjectHookToken(services))
+    app.add_route("/api/hooks/release/{plugin}/{project_id}/{signature}/", ReleaseHook(services))
     app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")

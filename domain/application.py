@@ -141,7 +141,25 @@ class ReleaseLedger(Application):
         project = Project(
             org_id=organization.id, slug=slug, name=name or slug, team_ids=team_ids, cause=cause
         )
+        project.rotate_hook_token(secrets.token_hex(32), cause)
         return self._save_new(project, f"Project {slug!r} already exists in {org_slug!r}.")
+
+    def rotate_hook_token(self, project_id: UUID, cause: Cause) -> Outcome[Project]:
+        """Give a project a new release-hook secret, invalidating URLs signed with the old one."""
+        project = self._get_or_none(project_id)
+        if project is None:
+            raise NotFoundError("Project not found.")
+        project.rotate_hook_token(secrets.token_hex(32), cause)
+        return Outcome(project, self._save(project))
+
+    def hook_token(self, project_id: UUID, cause: Cause) -> str:
+        """Return the project's release-hook secret, creating one for projects without."""
+        project = self._get_or_none(project_id)
+        if project is None:
+            raise NotFoundError("Project not found.")
+        if project.hook_token is None:
+            project = self.rotate_hook_token(project_id, cause).aggregate
+        return project.hook_token
 
     def add_member(
         self,

@@ -98,6 +98,12 @@ class Project(Aggregate):
         self.slug = slug
         self.name = name
         self.team_ids = list(team_ids)
+        self.hook_token: str | None = None
+
+    @event("HookTokenRotated")
+    def rotate_hook_token(self, hook_token: str, cause: Cause) -> None:
+        """Replace the secret that signs the project's release-hook URLs."""
+        self.hook_token = hook_token
 
 
 class Member(Aggregate):

@@ -190,6 +190,12 @@ class DirectoryQueries:
             f"SELECT * FROM {PROJECTS} WHERE org_id = %s AND public_id = %s", (org_id, public_id)
         ).fetchone()
 
+    def project_by_public_id_any(self, public_id: int) -> Row | None:
+        """Return the project with this public id, whatever its organization."""
+        return self.cursor.execute(
+            f"SELECT * FROM {PROJECTS} WHERE public_id = %s", (public_id,)
+        ).fetchone()
+
     def projects_by_id(self, project_ids: Sequence[str]) -> dict[str, Row]:
         return {row["id"]: row for row in self._select_in(PROJECTS, "id", project_ids)}
 
