@@ -147,13 +147,13 @@ class ReleaseCollection(Resource):
     @staticmethod
     def _usable_project_ids(
         queries: Queries, access: OrganizationAccess, slugs: Sequence[str | int]
-    ) -> list[str]:
+    ) -> list[UUID]:
         project_ids = []
         for slug in slugs:
             project = project_for_slug(queries.directory, access, slug)
             if project is None:
                 raise InvalidFieldError("projects", "Invalid project slugs")
-            project_ids.append(project["id"])
+            project_ids.append(UUID(project["id"]))
         return project_ids
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import falcon.testing
 
 from tests.builders import World, release_body
@@ -289,3 +291,14 @@ def test_every_datetime_has_one_format(client, world):
         assert value.endswith("Z")
     assert body["dateReleased"] == "2024-03-01T11:00:00.500000Z"
     assert listed.json[0]["dateCreated"] == "2024-03-01T11:00:00.000000Z"
+
+
+def test_events_store_project_ids_as_uuids(client, world, services):
+    create(client, world, "11.0", "web")
+
+    with services.read() as queries:
+        release_id = queries.releases.get(queries.directory.organization("acme")["id"],
+                                          "11.0")["id"]
+    release = services.ledger.repository.get(UUID(release_id))
+
+    assert all(isinstance(project_id, UUID) for project_id in release.project_ids)
