@@ -293,7 +293,9 @@ class ReleaseLedger(Application):
         def act() -> tuple[Release, bool]:
             release = self.get_release(org_id, version)
             release.record_deploy(
-                project_ids=list(project_ids or release.project_ids), cause=cause, **deploy
+                project_ids=list(dict.fromkeys(project_ids or release.project_ids)),
+                cause=cause,
+                **deploy,
             )
             return release, True
 

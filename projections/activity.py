@@ -81,7 +81,7 @@ class ActivityProjection(Projection):
                 (position, str(project_id), release["org_id"], kind, release["version"],
                  to_json({"version": release["version"], **data}), to_json(_actor(event.cause)),
                  to_text(event.timestamp))
-                for project_id in project_ids
+                for project_id in dict.fromkeys(project_ids)
             ],
         )
 
