@@ -13,6 +13,7 @@ from api.commits import ReleaseCommits
 from api.config import Settings
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
+from api.issues import IssueCollection, IssueDetail, ResolvedIssues
 from api.logs import configure_logging
 from api.middleware import RequestIdMiddleware
 from api.organizations import (
@@ -65,3 +66,6 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")
+    app.add_route(f"{ORG}/releases/{{version}}/resolved/", ResolvedIssues(services))
+    app.add_route(f"{PROJECT}/issues/", IssueCollection(services))
+    app.add_route(f"{PROJECT}/issues/{{short_id}}/", IssueDetail(services))

@@ -13,6 +13,7 @@ from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
+from projections.issues import IssueQueries
 from projections.postgres import PostgresDatabase
 from projections.projector import Projector
 from projections.registry import all_projections
@@ -37,6 +38,10 @@ class Queries:
     @property
     def activity(self) -> ActivityQueries:
         return ActivityQueries(self.cursor)
+
+    @property
+    def issues(self) -> IssueQueries:
+        return IssueQueries(self.cursor)
 
 
 class Services:

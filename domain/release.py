@@ -10,7 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.cause import Cause
 from domain.directory import ledger_uuid
-from domain.errors import InvalidRequestError
+from domain.errors import InvalidRequestError, ReferencedError
 
 MAX_VERSION_LENGTH = 200
 RESERVED_VERSIONS = (".", "..", "latest")
@@ -91,6 +91,7 @@ class Release(Aggregate):
         self.project_ids: list[UUID] = []
         self.commits: list[dict[str, Any]] = []
         self.deleted = False
+        self.new_issue_ids: list[UUID] = []
 
     @event("Recreated")
     def recreate(
@@ -165,6 +166,26 @@ class Release(Aggregate):
     @event("Deleted")
     def delete(self, cause: Cause) -> None:
         self.deleted = True
+
+    @event("NewIssueAdded")
+    def add_new_issue(self, issue_id: UUID, project_id: UUID, cause: Cause) -> None:
+        """Record that an issue of `project_id` was first seen in this release."""
+        self.new_issue_ids.append(issue_id)
+
+    @event("NewIssueRemoved")
+    def remove_new_issue(self, issue_id: UUID, cause: Cause) -> None:
+        """Record that an issue first seen in this release was removed."""
+        self.new_issue_ids = [known for known in self.new_issue_ids if known != issue_id]
+
+    def check_deletable(self) -> None:
+        """Raise ReferencedError while issues name this release as their first release."""
+        if self.new_issue_ids:
+            count = len(self.new_issue_ids)
+            raise ReferencedError(
+                f"Release {self.version_str!r} is referenced by issues: {count} "
+                f"{'issue has' if count == 1 else 'issues have'} it as first release."
+                " Delete those issues first."
+            )
 
     def check_status(self, status: str) -> None:
         if status not in STATUSES:
