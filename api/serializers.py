@@ -1,4 +1,4 @@
-"""JSON bodies of releases, deploys, activity and issues, as Sentry's clients read them."""
+"""JSON bodies of releases, deploys, activity, issues and files, as Sentry's clients read them."""
 
 from __future__ import annotations
 
@@ -163,5 +163,17 @@ def issue_body(row: Row, project: Row) -> dict[str, Any]:
             if first_release is not None
             else None
         ),
+        "dateCreated": row["date_created"],
+    }
+
+
+def file_body(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["public_id"]),
+        "name": row["name"],
+        "dist": row["dist"],
+        "headers": json.loads(row["headers"]),
+        "size": row["size"],
+        "sha1": row["sha1"],
         "dateCreated": row["date_created"],
     }

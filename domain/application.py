@@ -38,6 +38,7 @@ from domain.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from domain.file_commands import ReleaseFileCommands
 from domain.issue_commands import IssueCommands
 from domain.release import Release, check_version
 
@@ -104,7 +105,7 @@ def check_email(email: str) -> str:
     return email
 
 
-class ReleaseLedger(IssueCommands, Application):
+class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
     """Records releases and the directory they belong to as events."""
 
     name = "ReleaseLedger"

@@ -10,7 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.cause import Cause
 from domain.directory import ledger_uuid
-from domain.errors import InvalidRequestError, ReferencedError
+from domain.errors import AlreadyExistsError, InvalidRequestError, NotFoundError, ReferencedError
 
 MAX_VERSION_LENGTH = 200
 RESERVED_VERSIONS = (".", "..", "latest")
@@ -92,6 +92,7 @@ class Release(Aggregate):
         self.commits: list[dict[str, Any]] = []
         self.deleted = False
         self.new_issue_ids: list[UUID] = []
+        self.files: dict[str, dict[str, Any]] = {}
 
     @event("Recreated")
     def recreate(
@@ -186,6 +187,47 @@ class Release(Aggregate):
                 f"{'issue has' if count == 1 else 'issues have'} it as first release."
                 " Delete those issues first."
             )
+
+    @event("FileAdded")
+    def add_file(
+        self,
+        file_id: UUID,
+        name: str,
+        dist: str | None,
+        headers: dict[str, str],
+        size: int,
+        sha1: str,
+        cause: Cause,
+    ) -> None:
+        """Record a file uploaded with the release; its bytes are the blob `sha1`."""
+        self.files[str(file_id)] = {"name": name, "dist": dist, "sha1": sha1}
+
+    @event("FileUpdated")
+    def update_file(self, file_id: UUID, name: str, dist: str | None, cause: Cause) -> None:
+        if str(file_id) in self.files:
+            self.files[str(file_id)].update(name=name, dist=dist)
+
+    @event("FileRemoved")
+    def remove_file(self, file_id: UUID, cause: Cause) -> None:
+        self.files.pop(str(file_id), None)
+
+    def check_file_name_free(
+        self, name: str, dist: str | None, file_id: UUID | None = None
+    ) -> None:
+        """Raise AlreadyExistsError when another file has this name and dist."""
+        for other_id, other in self.files.items():
+            if (other["name"], other["dist"]) == (name, dist) and other_id != str(file_id):
+                in_dist = f" in dist {dist!r}" if dist is not None else ""
+                raise AlreadyExistsError(
+                    f"A file named {name!r}{in_dist} already exists in release"
+                    f" {self.version_str!r}."
+                )
+
+    def get_file(self, file_id: UUID) -> dict[str, Any]:
+        try:
+            return self.files[str(file_id)]
+        except KeyError:
+            raise NotFoundError("File not found.") from None
 
     def check_status(self, status: str) -> None:
         if status not in STATUSES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.activity import ActivityProjection
 from projections.directory import DirectoryProjection
+from projections.files import FilesProjection
 from projections.issues import IssuesProjection
 from projections.projection import Projection
 from projections.releases import ReleasesProjection
@@ -21,4 +22,5 @@ def all_projections() -> list[Projection]:
         ReleasesProjection(),
         ActivityProjection(),
         IssuesProjection(),
+        FilesProjection(),
     ]
