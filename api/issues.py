@@ -31,6 +31,7 @@ ISSUE_SCOPES = {
     "PUT": EVENT_WRITE_SCOPES,
     "DELETE": frozenset({"project:admin", "event:admin"}),
 }
+RESOLVED_SCOPES = {"GET": ISSUE_SCOPES["GET"]}
 ISSUE_NOT_FOUND = "Issue not found."
 
 
@@ -121,7 +122,7 @@ class IssueDetail(Resource):
 class ResolvedIssues(Resource):
     """GET lists the issues that commits of a release resolved, in resolution order."""
 
-    scopes = {"GET": ISSUE_SCOPES["GET"]}
+    scopes = RESOLVED_SCOPES
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         limit = per_page(req)

@@ -10,7 +10,12 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.cause import Cause
 from domain.directory import ledger_uuid
-from domain.errors import AlreadyExistsError, InvalidRequestError, NotFoundError, ReferencedError
+from domain.errors import (
+    AlreadyExistsError,
+    InvalidRequestError,
+    NotFoundError,
+    ReferencedError,
+)
 
 MAX_VERSION_LENGTH = 200
 RESERVED_VERSIONS = (".", "..", "latest")

@@ -167,7 +167,7 @@ def test_name_already_in_release_is_409(client, world):
     assert scratch_files(world.services) == []
 
 
-def test_same_name_in_another_dist_or_release_is_accepted(client, world):
+def test_same_name_elsewhere_is_accepted(client, world):
     create_release(client, world, "1.0", "web")
     create_release(client, world, "2.0", "web")
     upload(client, world, "1.0", SCRIPT, name="app.js")

@@ -59,7 +59,7 @@ def test_issue_and_file_models_rebuild_to_same_rows(client, world, services):
     assert before["files_v1"]["files_v1_files"][0][3] == "c.js"
 
 
-def test_issue_creation_racing_release_delete_stays_consistent(client, world, services):
+def test_issue_racing_release_delete_stays_consistent(client, world, services):
     # Either the release is deleted and the issue is refused, or the issue
     # refers to a release that still exists: never an issue pointing at a
     # deleted release.

@@ -333,7 +333,7 @@ def test_issue_without_first_release_does_not_block_delete(client, world):
     assert response.status_code == 204
 
 
-def test_release_deletable_after_all_its_issues_are_removed(client, world):
+def test_release_deletable_after_issues_removed(client, world):
     create_release(client, world, "1.0", "web", "api")
     create_issue(client, world, "WEB-12", firstRelease="1.0")
     create_issue(client, world, "API-3", project="api", firstRelease="1.0")
@@ -348,7 +348,7 @@ def test_release_deletable_after_all_its_issues_are_removed(client, world):
     assert deleted.status_code == 204
 
 
-def test_issue_creation_and_removal_each_record_release_event(client, world):
+def test_issue_changes_record_release_events(client, world):
     create_release(client, world, "1.0", "web")
     create_issue(client, world, "WEB-12", firstRelease="1.0")
     client.simulate_delete(f"{issues_path()}WEB-12/", headers=world.headers())
@@ -363,7 +363,7 @@ def test_issue_creation_and_removal_each_record_release_event(client, world):
     assert release_aggregate.new_issue_ids == []
 
 
-def test_issue_writes_need_event_or_project_write_scope(client, world):
+def test_issue_writes_need_write_scope(client, world):
     ci = create_issue(client, world, "WEB-12", who="org")
     world.tokens["reader"] = world.token(org="acme", scopes=("project:read",))
     reader = create_issue(client, world, "WEB-12", who="reader")
@@ -377,7 +377,7 @@ def test_issue_writes_need_event_or_project_write_scope(client, world):
     assert removed.status_code == 403
 
 
-def test_issue_of_project_the_caller_may_not_use_is_hidden(client, world):
+def test_issue_of_forbidden_project_is_hidden(client, world):
     create_issue(client, world, "API-1", project="api")
 
     created = create_issue(client, world, "API-2", project="api", who="frontend")

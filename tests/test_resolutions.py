@@ -149,7 +149,7 @@ def test_resolution_is_recorded_with_the_commits(client, world):
         world.services.ledger.recorder.max_notification_id())
 
 
-def test_reopened_issue_is_resolved_again_by_another_release(client, world):
+def test_reopened_issue_resolves_again(client, world):
     create_release(client, world, "1.0", "web")
     create_release(client, world, "2.0", "web")
     create_issue(client, world, "WEB-12")
