@@ -13,7 +13,9 @@ from api.commits import ReleaseCommits
 from api.config import Settings
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
+from api.files import ReleaseFileCollection, ReleaseFileDetail
 from api.hooks.resources import ProjectHookToken, ReleaseHook
+from api.issues import IssueCollection, IssueDetail, ResolvedIssues
 from api.logs import configure_logging
 from api.middleware import RequestIdMiddleware
 from api.organizations import (
@@ -68,3 +70,16 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")
+    app.add_route(f"{ORG}/releases/{{version}}/resolved/", ResolvedIssues(services))
+    app.add_route(f"{PROJECT}/issues/", IssueCollection(services))
+    app.add_route(f"{PROJECT}/issues/{{short_id}}/", IssueDetail(services))
+    add_file_routes(app, services)
+
+
+def add_file_routes(app: falcon.App, services: Services) -> None:
+    files = ReleaseFileCollection(services)
+    file = ReleaseFileDetail(services)
+    for prefix, suffix in ((ORG, None), (PROJECT, "project")):
+        app.add_route(f"{prefix}/releases/{{version}}/files/", files, suffix=suffix)
+        app.add_route(f"{prefix}/releases/{{version}}/files/{{file_id:int}}/", file,
+                      suffix=suffix)

@@ -18,6 +18,7 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from api.config import ConfigurationError, Settings
+from api.files import remove_unused_blobs
 from api.services import Services
 from domain.cause import Cause
 from domain.directory import ROLES, SCOPES
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_token_parser = _command(token, "revoke", revoke_token,
                                    "revoke a token; the next request with it answers 401")
     revoke_token_parser.add_argument("token", help="the token's secret")
+
+    blobs = _group(commands, "blobs", "manage the contents of release files")
+    _command(blobs, "collect", collect_blobs,
+             "remove stored file contents that no release file refers to")
     return parser
 
 
@@ -159,6 +164,12 @@ def create_token(services: Services, args: argparse.Namespace, cause: Cause) -> 
 def revoke_token(services: Services, args: argparse.Namespace, cause: Cause) -> None:
     services.ledger.revoke_token(args.token, cause)
     print("Revoked the token.")
+
+
+def collect_blobs(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    """Remove unreferenced blobs, such as those of a server stopped between two steps."""
+    removed = remove_unused_blobs(services, list(services.blobs.sha1s()), cause.request_id or "-")
+    print(f"Removed {removed} unused blobs.")
 
 
 def bootstrap(services: Services, args: argparse.Namespace, cause: Cause) -> None:

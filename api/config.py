@@ -12,6 +12,8 @@ from psycopg.conninfo import make_conninfo
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ledger.sqlite3"
 DEFAULT_PORT = 8000
+DEFAULT_BLOB_DIR = "var/blobs"
+DEFAULT_MAX_FILE_BYTES = 40 * 1024 * 1024
 
 
 class ConfigurationError(ValueError):
@@ -29,6 +31,8 @@ class Settings:
     LEDGER_POOL_SIZE      PostgreSQL connections each process keeps open, per pool
     LEDGER_POOL_MAX       PostgreSQL connections each pool may open at most
     LEDGER_MAX_BODY_BYTES the largest JSON request body accepted
+    LEDGER_BLOB_DIR       the folder that stores release file contents, default var/blobs
+    LEDGER_MAX_FILE_BYTES the largest release file accepted, default 40 MiB
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -37,6 +41,8 @@ class Settings:
     pool_size: int = 1
     pool_max: int = 4
     max_body_bytes: int = 1024 * 1024
+    blob_dir: str = DEFAULT_BLOB_DIR
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +55,8 @@ class Settings:
             pool_size=_integer(environ, "LEDGER_POOL_SIZE", 1),
             pool_max=_integer(environ, "LEDGER_POOL_MAX", 4),
             max_body_bytes=_integer(environ, "LEDGER_MAX_BODY_BYTES", 1024 * 1024),
+            blob_dir=environ.get("LEDGER_BLOB_DIR") or DEFAULT_BLOB_DIR,
+            max_file_bytes=_integer(environ, "LEDGER_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
         )
 
     @property

@@ -1,4 +1,4 @@
-"""Deploys of a release: POST records one, GET lists them newest first."""
+"""Deploys of a release: POST records one, GET lists them, the latest finished first."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from uuid import UUID
 import falcon
 
 from api import requests
-from api.auth import RELEASE_SCOPES
+from api.auth import RELEASE_SCOPES, OrganizationAccess, project_for_slug
 from api.resource import Resource, set_position
 from api.serializers import deploy_body
+from api.services import Queries
 from domain.errors import InvalidFieldError
+from projections.database import Row
 
 MAX_ENVIRONMENT_LENGTH = 64
 MAX_DEPLOY_NAME_LENGTH = 64
@@ -39,17 +41,7 @@ class DeployCollection(Resource):
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
-            linked = queries.releases.project_ids([release["id"]])[release["id"]]
-            project_ids = [p for p in linked if access.may_use(p)]
-            if slugs:
-                project_ids = []
-                for slug in slugs:
-                    project = queries.directory.project(access.org_id, str(slug))
-                    if project is None or project["id"] not in linked or not access.may_use(
-                        project["id"]
-                    ):
-                        raise InvalidFieldError("projects", "Invalid project slugs")
-                    project_ids.append(project["id"])
+            project_ids = _deployed_project_ids(queries, access, release, slugs)
         outcome = self.services.ledger.record_deploy(
             UUID(access.org_id),
             version,
@@ -61,6 +53,26 @@ class DeployCollection(Resource):
             resp.media = deploy_body(queries.releases.deploy(outcome.position))
         resp.status = falcon.HTTP_201
         set_position(resp, outcome.position)
+
+
+def _deployed_project_ids(
+    queries: Queries, access: OrganizationAccess, release: Row, slugs: list[str | int]
+) -> list[str]:
+    """Return the ids of the projects a deploy applies to, each once.
+
+    Without slugs these are the release's projects the caller may use; a
+    slug must name such a project, or the request is invalid.
+    """
+    linked = queries.releases.project_ids([release["id"]])[release["id"]]
+    if not slugs:
+        return [project_id for project_id in linked if access.may_use(project_id)]
+    project_ids = []
+    for slug in slugs:
+        project = project_for_slug(queries.directory, access, slug)
+        if project is None or project["id"] not in linked:
+            raise InvalidFieldError("projects", "Invalid project slugs")
+        project_ids.append(project["id"])
+    return list(dict.fromkeys(project_ids))
 
 
 def _environment(body: dict) -> str:

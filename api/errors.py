@@ -24,6 +24,7 @@ from domain.errors import (
     LedgerError,
     NotFoundError,
     PermissionDeniedError,
+    ReferencedError,
 )
 
 logger = logging.getLogger("api")
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: dict[type[LedgerError], str] = {
     ConflictError: falcon.HTTP_409,
     InvalidRequestError: falcon.HTTP_400,
     PermissionDeniedError: falcon.HTTP_403,
+    ReferencedError: falcon.HTTP_400,
 }
 UNAVAILABLE_ERRORS = (
     psycopg.OperationalError,

@@ -30,7 +30,10 @@ class RequestIdMiddleware:
         if resp.status_code == 204:
             # A 204 carries no body, so it carries no Content-Type either.
             resp.content_type = None
-        elif resp.content_type is None or resp.content_type.startswith("text/"):
+        elif resp.stream is None and (
+            resp.content_type is None or resp.content_type.startswith("text/")
+        ):
+            # A streamed body, such as a downloaded file, keeps its own type.
             resp.content_type = falcon.MEDIA_JSON
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
         logger.info(

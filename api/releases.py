@@ -10,6 +10,7 @@ import falcon
 
 from api import requests
 from api.auth import RELEASE_SCOPES, OrganizationAccess, project_for_slug
+from api.files import release_file_sha1s, remove_unused_blobs
 from api.pagination import (
     Cursor,
     parse_cursor,
@@ -232,6 +233,9 @@ class ReleaseDetail(Resource):
             row = self._release(req, queries, org, version, project_slug)
         outcome = self.services.ledger.delete_release(
             UUID(row["org_id"]), version, self.cause(req)
+        )
+        remove_unused_blobs(
+            self.services, release_file_sha1s(outcome.aggregate), req.context.request_id
         )
         resp.status = falcon.HTTP_204
         if outcome.position is not None:

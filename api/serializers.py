@@ -1,4 +1,4 @@
-"""JSON bodies of releases, deploys and activity, as Sentry's clients read them."""
+"""JSON bodies of releases, deploys, activity, issues and files, as Sentry's clients read them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from projections.database import Row
 from projections.directory import DirectoryQueries
+from projections.issues import IssueQueries
 from projections.releases import ReleaseQueries
 
 _HEX_SHA = re.compile(r"^[0-9a-fA-F]{32,64}$")
@@ -24,19 +25,27 @@ def short_version(version: str) -> str:
 def release_bodies(
     rows: Sequence[Row], releases: ReleaseQueries, directory: DirectoryQueries
 ) -> list[dict[str, Any]]:
-    """Render releases, loading their projects and owners in one query each."""
+    """Render releases, loading their projects, owners and new issues in one query each.
+
+    The issue read model is read through the release queries' cursor, so
+    the counts come from the same transaction.
+    """
     linked = releases.project_ids([row["id"] for row in rows])
     projects = directory.projects_by_id(
         sorted({project_id for ids in linked.values() for project_id in ids})
     )
     owners = directory.users(sorted({row["owner_id"] for row in rows if row["owner_id"]}))
+    new_issues = IssueQueries(releases.cursor).new_issue_counts([row["id"] for row in rows])
     return [
-        _release_body(row, [projects[p] for p in linked[row["id"]] if p in projects], owners)
+        _release_body(row, [projects[p] for p in linked[row["id"]] if p in projects], owners,
+                      new_issues[row["id"]])
         for row in rows
     ]
 
 
-def _release_body(row: Row, projects: list[Row], owners: dict[str, Row]) -> dict[str, Any]:
+def _release_body(
+    row: Row, projects: list[Row], owners: dict[str, Row], new_issues: dict[str, int]
+) -> dict[str, Any]:
     owner = owners.get(row["owner_id"]) if row["owner_id"] else None
     projects = sorted(projects, key=lambda project: project["slug"])
     return {
@@ -50,7 +59,7 @@ def _release_body(row: Row, projects: list[Row], owners: dict[str, Row]) -> dict
         "dateStarted": row["date_started"],
         "dateReleased": row["date_released"],
         "owner": user_body(owner) if owner else None,
-        "newGroups": 0,
+        "newGroups": sum(new_issues.values()),
         "commitCount": row["commit_count"],
         "lastCommit": _last_commit(row["last_commit"]),
         "authors": json.loads(row["authors"]),
@@ -59,7 +68,9 @@ def _release_body(row: Row, projects: list[Row], owners: dict[str, Row]) -> dict
         "firstEvent": None,
         "lastEvent": None,
         "data": {},
-        "projects": [project_body(project) for project in projects],
+        "projects": [
+            project_body(project, new_issues.get(project["id"], 0)) for project in projects
+        ],
     }
 
 
@@ -96,12 +107,13 @@ def commit_row_body(row: Row) -> dict[str, Any]:
     )
 
 
-def project_body(project: Row) -> dict[str, Any]:
+def project_body(project: Row, new_issues: int = 0) -> dict[str, Any]:
+    """Render a project; `new_issues` is its count of issues first seen in a release."""
     return {
         "id": str(project["public_id"]),
         "slug": project["slug"],
         "name": project["name"],
-        "newGroups": 0,
+        "newGroups": new_issues,
         "platform": None,
         "platforms": [],
         "hasHealthData": False,
@@ -130,5 +142,38 @@ def activity_body(row: Row, project: Row | None) -> dict[str, Any]:
         "project": project_body(project) if project else None,
         "data": json.loads(row["data"]),
         "actor": json.loads(row["actor"]),
+        "dateCreated": row["date_created"],
+    }
+
+
+def issue_body(row: Row, project: Row) -> dict[str, Any]:
+    first_release = row["first_release"]
+    return {
+        "id": str(row["public_id"]),
+        "shortId": row["short_id"],
+        "title": row["title"],
+        "status": row["status"],
+        "project": {
+            "id": str(project["public_id"]),
+            "slug": project["slug"],
+            "name": project["name"],
+        },
+        "firstRelease": (
+            {"version": first_release, "shortVersion": short_version(first_release)}
+            if first_release is not None
+            else None
+        ),
+        "dateCreated": row["date_created"],
+    }
+
+
+def file_body(row: Row) -> dict[str, Any]:
+    return {
+        "id": str(row["public_id"]),
+        "name": row["name"],
+        "dist": row["dist"],
+        "headers": json.loads(row["headers"]),
+        "size": row["size"],
+        "sha1": row["sha1"],
         "dateCreated": row["date_created"],
     }

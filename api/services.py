@@ -1,18 +1,22 @@
-"""Wiring: the ledger application, the read-model database and the projector."""
+"""Wiring: the ledger application, the read-model database, the projector and the blob store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 
+from api.blobs import BlobStore, LocalBlobStore
 from api.config import Settings
 from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
+from projections.files import FileQueries
+from projections.issues import IssueQueries
 from projections.postgres import PostgresDatabase
 from projections.projector import Projector
 from projections.registry import all_projections
@@ -38,9 +42,17 @@ class Queries:
     def activity(self) -> ActivityQueries:
         return ActivityQueries(self.cursor)
 
+    @property
+    def issues(self) -> IssueQueries:
+        return IssueQueries(self.cursor)
+
+    @property
+    def files(self) -> FileQueries:
+        return FileQueries(self.cursor)
+
 
 class Services:
-    """The ledger for commands and the read models for queries."""
+    """The ledger for commands, the read models for queries, the blob store for file contents."""
 
     def __init__(self, settings: Settings, *, create_tables: bool = False) -> None:
         self.settings = settings
@@ -49,6 +61,7 @@ class Services:
         self.ledger = ReleaseLedger(env=settings.eventsourcing_env(create_table=create_tables))
         self.database = _open_database(settings)
         self.projector = Projector(self.ledger, self.database, all_projections())
+        self.blobs: BlobStore = LocalBlobStore(Path(settings.blob_dir))
         if create_tables:
             self.projector.create_tables()
 

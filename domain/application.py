@@ -38,6 +38,8 @@ from domain.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from domain.file_commands import ReleaseFileCommands
+from domain.issue_commands import IssueCommands
 from domain.release import Release, check_version
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
@@ -46,6 +48,9 @@ TOKEN_PREFIX = "sntryu_"
 MAX_SAVE_ATTEMPTS = 5
 
 T = TypeVar("T", bound=Aggregate)
+# What a multi-aggregate action returns: the aggregate the caller asked
+# about, whether it is new, and the other aggregates to save with it.
+Acted = tuple[Aggregate, bool, list[Aggregate]]
 
 
 @dataclass
@@ -100,7 +105,7 @@ def check_email(email: str) -> str:
     return email
 
 
-class ReleaseLedger(Application):
+class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
     """Records releases and the directory they belong to as events."""
 
     name = "ReleaseLedger"
@@ -299,6 +304,7 @@ class ReleaseLedger(Application):
     def delete_release(self, org_id: UUID, version: str, cause: Cause) -> Outcome[Release]:
         def act() -> tuple[Release, bool]:
             release = self.get_release(org_id, version)
+            release.check_deletable()
             release.delete(cause)
             return release, False
 
@@ -317,7 +323,9 @@ class ReleaseLedger(Application):
         def act() -> tuple[Release, bool]:
             release = self.get_release(org_id, version)
             release.record_deploy(
-                project_ids=list(project_ids or release.project_ids), cause=cause, **deploy
+                project_ids=list(dict.fromkeys(project_ids or release.project_ids)),
+                cause=cause,
+                **deploy,
             )
             return release, True
 
@@ -409,12 +417,30 @@ class ReleaseLedger(Application):
         """Run `act` on freshly loaded aggregates and save, retrying lost races.
 
         A concurrent writer that saved first makes the save raise
-        IntegrityError; the command then runs again on the new state.
+        IntegrityError; the command then runs again on the new state. Issues
+        that newly set commits fix are saved in the same transaction.
         """
         for attempt in range(MAX_SAVE_ATTEMPTS):
             aggregate, created = act()
+            resolved = self._resolve_fixed_issues(aggregate)
             try:
-                return Outcome(aggregate, self._save(aggregate), created=created)
+                return Outcome(aggregate, self._save(aggregate, *resolved), created=created)
+            except IntegrityError:
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+        raise ConflictError(
+            "The record was changed by concurrent requests; retry the request."
+        )
+
+    def _save_together_with_retries(self, act: Callable[[], Acted]) -> Outcome[Any]:
+        """Run `act` on freshly loaded aggregates and save all it returns in one transaction.
+
+        A concurrent writer that saved any of them first makes the save
+        raise IntegrityError; the action then runs again on the new state.
+        """
+        for attempt in range(MAX_SAVE_ATTEMPTS):
+            aggregate, created, others = act()
+            try:
+                return Outcome(aggregate, self._save(aggregate, *others), created=created)
             except IntegrityError:
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
         raise ConflictError(

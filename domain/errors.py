@@ -32,6 +32,10 @@ class InvalidFieldError(LedgerError):
         self.message = message
 
 
+class ReferencedError(LedgerError):
+    """Raised when a record cannot be deleted because other records refer to it."""
+
+
 class ConflictError(LedgerError):
     """Raised when concurrent writes kept winning over this one after all retries."""
 

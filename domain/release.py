@@ -10,7 +10,12 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.cause import Cause
 from domain.directory import ledger_uuid
-from domain.errors import InvalidRequestError
+from domain.errors import (
+    AlreadyExistsError,
+    InvalidRequestError,
+    NotFoundError,
+    ReferencedError,
+)
 
 MAX_VERSION_LENGTH = 200
 RESERVED_VERSIONS = (".", "..", "latest")
@@ -91,6 +96,8 @@ class Release(Aggregate):
         self.project_ids: list[UUID] = []
         self.commits: list[dict[str, Any]] = []
         self.deleted = False
+        self.new_issue_ids: list[UUID] = []
+        self.files: dict[str, dict[str, Any]] = {}
 
     @event("Recreated")
     def recreate(
@@ -165,6 +172,67 @@ class Release(Aggregate):
     @event("Deleted")
     def delete(self, cause: Cause) -> None:
         self.deleted = True
+
+    @event("NewIssueAdded")
+    def add_new_issue(self, issue_id: UUID, project_id: UUID, cause: Cause) -> None:
+        """Record that an issue of `project_id` was first seen in this release."""
+        self.new_issue_ids.append(issue_id)
+
+    @event("NewIssueRemoved")
+    def remove_new_issue(self, issue_id: UUID, cause: Cause) -> None:
+        """Record that an issue first seen in this release was removed."""
+        self.new_issue_ids = [known for known in self.new_issue_ids if known != issue_id]
+
+    def check_deletable(self) -> None:
+        """Raise ReferencedError while issues name this release as their first release."""
+        if self.new_issue_ids:
+            count = len(self.new_issue_ids)
+            raise ReferencedError(
+                f"Release {self.version_str!r} is referenced by issues: {count} "
+                f"{'issue has' if count == 1 else 'issues have'} it as first release."
+                " Delete those issues first."
+            )
+
+    @event("FileAdded")
+    def add_file(
+        self,
+        file_id: UUID,
+        name: str,
+        dist: str | None,
+        headers: dict[str, str],
+        size: int,
+        sha1: str,
+        cause: Cause,
+    ) -> None:
+        """Record a file uploaded with the release; its bytes are the blob `sha1`."""
+        self.files[str(file_id)] = {"name": name, "dist": dist, "sha1": sha1}
+
+    @event("FileUpdated")
+    def update_file(self, file_id: UUID, name: str, dist: str | None, cause: Cause) -> None:
+        if str(file_id) in self.files:
+            self.files[str(file_id)].update(name=name, dist=dist)
+
+    @event("FileRemoved")
+    def remove_file(self, file_id: UUID, cause: Cause) -> None:
+        self.files.pop(str(file_id), None)
+
+    def check_file_name_free(
+        self, name: str, dist: str | None, file_id: UUID | None = None
+    ) -> None:
+        """Raise AlreadyExistsError when another file has this name and dist."""
+        for other_id, other in self.files.items():
+            if (other["name"], other["dist"]) == (name, dist) and other_id != str(file_id):
+                in_dist = f" in dist {dist!r}" if dist is not None else ""
+                raise AlreadyExistsError(
+                    f"A file named {name!r}{in_dist} already exists in release"
+                    f" {self.version_str!r}."
+                )
+
+    def get_file(self, file_id: UUID) -> dict[str, Any]:
+        try:
+            return self.files[str(file_id)]
+        except KeyError:
+            raise NotFoundError("File not found.") from None
 
     def check_status(self, status: str) -> None:
         if status not in STATUSES:

@@ -2,7 +2,8 @@
 
 A RELEASE item is written when a project is linked to a release that has a
 release date, and for each linked project when the date is set the first
-time. A DEPLOY item is written per deployed project.
+time. A DEPLOY item is written per deployed project, and a
+SET_RESOLVED_IN_RELEASE item when a commit of a release resolves an issue.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEvent
 
 from domain.cause import Cause
+from domain.issue import Issue
 from domain.release import Release
 from projections.database import Cursor, Row
 from projections.projection import Projection, to_json, to_text
@@ -60,6 +62,12 @@ class ActivityProjection(Projection):
         data = {"environment": event.environment, "deploy": str(position)}
         self._add(cursor, event, position, "deploy", event.project_ids, data)
 
+    @apply.register
+    def _(self, event: Issue.ResolvedInRelease, cursor: Cursor, position: int) -> None:
+        data = {"issue": event.short_id, "commit": event.commit_id}
+        self._add(cursor, event, position, "set_resolved_in_release", [event.project_id], data,
+                  release_id=event.release_id)
+
     @staticmethod
     def _add(
         cursor: Cursor,
@@ -68,12 +76,15 @@ class ActivityProjection(Projection):
         kind: str,
         project_ids: Sequence[UUID],
         data: dict[str, Any],
+        release_id: UUID | None = None,
     ) -> None:
+        """Add one item per project about the release `release_id`, default the event's."""
+        release_id = release_id or event.originator_id
         release = cursor.execute(
-            f"SELECT org_id, version FROM {RELEASES} WHERE id = %s", (str(event.originator_id),)
+            f"SELECT org_id, version FROM {RELEASES} WHERE id = %s", (str(release_id),)
         ).fetchone()
         if release is None:
-            raise LookupError(f"Activity for release {event.originator_id} before its creation.")
+            raise LookupError(f"Activity for release {release_id} before its creation.")
         cursor.executemany(
             f"INSERT INTO {ITEMS} (position, project_id, org_id, type, version, data, actor,"
             " date_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -81,7 +92,7 @@ class ActivityProjection(Projection):
                 (position, str(project_id), release["org_id"], kind, release["version"],
                  to_json({"version": release["version"], **data}), to_json(_actor(event.cause)),
                  to_text(event.timestamp))
-                for project_id in project_ids
+                for project_id in dict.fromkeys(project_ids)
             ],
         )
 

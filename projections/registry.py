@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from projections.activity import ActivityProjection
 from projections.directory import DirectoryProjection
+from projections.files import FilesProjection
+from projections.issues import IssuesProjection
 from projections.projection import Projection
 from projections.releases import ReleasesProjection
 
@@ -15,4 +17,10 @@ def all_projections() -> list[Projection]:
     migrate` then creates its tables and the projector fills it from
     position zero.
     """
-    return [DirectoryProjection(), ReleasesProjection(), ActivityProjection()]
+    return [
+        DirectoryProjection(),
+        ReleasesProjection(),
+        ActivityProjection(),
+        IssuesProjection(),
+        FilesProjection(),
+    ]

@@ -289,8 +289,10 @@ class ReleaseQueries:
         ).fetchone()
 
     def deploys(self, release_id: str) -> list[Row]:
+        """Return the release's deploys, the latest `dateFinished` first."""
         return self.cursor.execute(
-            f"SELECT * FROM {DEPLOYS} WHERE release_id = %s ORDER BY public_id DESC",
+            f"SELECT * FROM {DEPLOYS} WHERE release_id = %s"
+            " ORDER BY date_finished DESC, public_id DESC",
             (release_id,),
         ).fetchall()
 

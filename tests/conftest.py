@@ -52,14 +52,16 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for an empty ledger: a new SQLite file, or a new PostgreSQL schema."""
+    """Settings for an empty ledger (a new SQLite file or PostgreSQL schema) and blob folder."""
+    blob_dir = str(tmp_path / "blobs")
     if backend == "sqlite":
-        yield Settings(database_url=f"sqlite:///{tmp_path}/ledger.sqlite3")
+        yield Settings(database_url=f"sqlite:///{tmp_path}/ledger.sqlite3", blob_dir=blob_dir)
         return
     check_postgres_reachable()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     separator = "&" if "?" in postgres_url() else "?"
-    settings = Settings(database_url=f"{postgres_url()}{separator}schema={schema}")
+    settings = Settings(database_url=f"{postgres_url()}{separator}schema={schema}",
+                        blob_dir=blob_dir)
     try:
         yield settings
     finally:

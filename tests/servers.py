@@ -56,6 +56,8 @@ def gunicorn(settings: Settings, workers: int = 2, env: dict[str, str] | None = 
     environment = {
         **os.environ,
         "LEDGER_DATABASE_URL": settings.database_url,
+        "LEDGER_BLOB_DIR": settings.blob_dir,
+        "LEDGER_MAX_FILE_BYTES": str(settings.max_file_bytes),
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
         **(env or {}),

@@ -63,19 +63,34 @@ def test_sentry_cli_drives_release_lifecycle(cli, server, services):
     assert "POST /api/0/organizations/acme/releases/" in requested_paths(server)
 
 
-def test_sentry_cli_records_and_lists_deploys(cli, services):
+def test_sentry_cli_records_and_lists_deploys(cli, server, services):
     run_ok(cli, "releases", "new", "3.0", "-p", "web", "--finalize")
 
-    run_ok(cli, "deploys", "new", "-r", "3.0", "-e", "production")
-    run_ok(cli, "deploys", "new", "-r", "3.0", "-e", "staging", "-n", "canary",
-           "-u", "https://ci.example.com/1", "-t", "30")
+    unnamed = run_ok(cli, "deploys", "new", "-r", "3.0", "-e", "production")
+    named = run_ok(cli, "deploys", "new", "-r", "3.0", "-e", "staging", "-n", "canary",
+                   "-u", "https://ci.example.com/1", "-t", "30")
     listed = run_ok(cli, "deploys", "list", "-r", "3.0")
 
-    assert "production" in listed
+    assert "Created new deploy unnamed for 'production'" in unnamed
+    assert "Created new deploy canary for 'staging'" in named
+    assert listed.index("| staging ") < listed.index("| production ")
     assert "canary" in listed
+    assert "unnamed" in listed
     with services.read() as queries:
         org = queries.directory.organization("acme")
-        assert queries.releases.get(org["id"], "3.0")["deploy_count"] == 2
+        release = queries.releases.get(org["id"], "3.0")
+        recorded = queries.releases.deploys(release["id"])
+    assert release["deploy_count"] == 2
+    assert [row["environment"] for row in recorded] == ["staging", "production"]
+    staging, production = recorded
+    assert (staging["name"], staging["url"]) == ("canary", "https://ci.example.com/1")
+    assert staging["date_started"] < staging["date_finished"]
+    assert (production["name"], production["url"], production["date_started"]) == (
+        None, None, None)
+    assert production["date_finished"] is not None
+    paths = requested_paths(server)
+    assert paths.count("POST /api/0/organizations/acme/releases/3.0/deploys/") == 2
+    assert "GET /api/0/organizations/acme/releases/3.0/deploys/" in paths
 
 
 def test_sentry_cli_info_reports_missing_release(cli):
