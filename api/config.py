@@ -12,6 +12,9 @@ from psycopg.conninfo import make_conninfo
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ledger.sqlite3"
 DEFAULT_PORT = 8000
+# Recorders that bind every event into the hash chain as it is recorded.
+SQLITE_RECORDER_TOPIC = "chain.sqlite:ChainedSQLiteApplicationRecorder"
+POSTGRES_RECORDER_TOPIC = "chain.postgres:ChainedPostgresApplicationRecorder"
 
 
 class ConfigurationError(ValueError):
@@ -93,6 +96,7 @@ class Settings:
                 PERSISTENCE_MODULE="eventsourcing.sqlite",
                 SQLITE_DBNAME=self.sqlite_path,
                 SQLITE_LOCK_TIMEOUT="30",
+                APPLICATION_RECORDER_TOPIC=SQLITE_RECORDER_TOPIC,
             )
             return env
         postgres = self.postgres
@@ -109,6 +113,7 @@ class Settings:
             POSTGRES_CONNECT_TIMEOUT="10",
             POSTGRES_LOCK_TIMEOUT="10",
             POSTGRES_PRE_PING="y",
+            APPLICATION_RECORDER_TOPIC=POSTGRES_RECORDER_TOPIC,
         )
         return env
 
