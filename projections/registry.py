@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from projections.activity import ActivityProjection
+from projections.audit import AuditProjection
 from projections.directory import DirectoryProjection
 from projections.projection import Projection
 from projections.releases import ReleasesProjection
+from projections.timeline import TimelineProjection
 
 
 def all_projections() -> list[Projection]:
@@ -15,4 +17,10 @@ def all_projections() -> list[Projection]:
     migrate` then creates its tables and the projector fills it from
     position zero.
     """
-    return [DirectoryProjection(), ReleasesProjection(), ActivityProjection()]
+    return [
+        DirectoryProjection(),
+        ReleasesProjection(),
+        ActivityProjection(),
+        AuditProjection(),
+        TimelineProjection(),
+    ]
