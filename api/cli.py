@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 
+from api.audit_commands import add_audit_commands
 from api.config import ConfigurationError, Settings
 from api.services import Services
 from domain.cause import Cause
@@ -40,13 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"release-ledger: {error}", file=sys.stderr)
         return 1
     try:
-        args.handler(services, args, _cause())
+        status = args.handler(services, args, _cause())
     except LedgerError as error:
         print(f"release-ledger: {error}", file=sys.stderr)
         return 1
     finally:
         services.close()
-    return 0
+    return status or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,10 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_token_parser = _command(token, "revoke", revoke_token,
                                    "revoke a token; the next request with it answers 401")
     revoke_token_parser.add_argument("token", help="the token's secret")
+
+    add_audit_commands(commands)
     return parser
 
 
 def migrate(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    linked = services.ledger.recorder.chain_earlier_events()
+    if linked:
+        print(f"Linked {linked} events recorded before the hash chain existed.")
     caught_up = services.projector.catch_up()
     print(f"Tables are ready; {caught_up} events applied to the read models.")
 
