@@ -5,15 +5,17 @@ Select it with APPLICATION_RECORDER_TOPIC=chain.postgres:ChainedPostgresApplicat
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+import psycopg
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from chain.links import CHAIN_TABLE, Link, RecordedEvent, link_row, originator_text
 from chain.persistence import ChainRecorder
@@ -47,7 +49,11 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         # writer can append an event or a link in between.
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if positions:
-            self._append_links(curs, self._recorded(curs, positions, stored_events))
+            try:
+                self._append_links(curs, self._recorded(curs, positions, stored_events))
+            except BaseException as error:
+                _abort_transaction(curs, error)
+                raise
         return positions
 
     def _recorded(
@@ -171,3 +177,19 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         return SQL(statement).format(
             chain=self.chain_table, events=self.events_table, columns=LINK_COLUMNS
         )
+
+
+def _abort_transaction(curs: Cursor[DictRow], error: BaseException) -> None:
+    """Fail the transaction on the server, so that it rolls back instead of committing.
+
+    The library's insert_events catches what this recorder raises and ends
+    the transaction block normally before raising it again. A transaction
+    that a failed statement aborted rolls back there, but after an error
+    in Python code it would commit events without their links.
+    """
+    message = f"Appending to the hash chain failed: {type(error).__name__}: {error}"
+    statement = SQL("DO $$ BEGIN RAISE EXCEPTION {0}; END $$").format(
+        Literal(message.replace("%", "%%"))
+    )
+    with contextlib.suppress(psycopg.Error):
+        curs.execute(statement)

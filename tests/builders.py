@@ -36,13 +36,14 @@ class World:
         return secret
 
     def user(self, *, teams: tuple[str, ...] = (), role: str = "member",
-             org: str | None = None, superuser: bool = False) -> str:
+             org: str | None = None, superuser: bool = False,
+             scopes: tuple[str, ...] = RELEASE_SCOPES) -> str:
         """Create a user with a unique email, make it a member, and return a token for it."""
         email = f"user-{uuid.uuid4().hex[:8]}@example.com"
         self.services.ledger.create_user(email, superuser, CAUSE)
         if not superuser:
             self.services.ledger.add_member(org or self.org, email, role, teams, CAUSE)
-        return self.token(user=email)
+        return self.token(user=email, scopes=scopes)
 
 
 def build_world(services: Services, org: str = "acme") -> World:
