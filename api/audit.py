@@ -28,8 +28,9 @@ MAX_FILTER_LENGTH = 254
 def may_audit(caller: Caller, access: OrganizationAccess) -> bool:
     """Tell whether the caller may read the organization's whole record.
 
-    Owners, admins and superusers may, with a token that has an `org:`
-    scope; an organization's own token may with `org:read` or more.
+    Owners, admins and superusers may with a token that has an `org:read`,
+    `org:write` or `org:admin` scope. An organization's own token may with
+    any of those scopes.
     """
     if not caller.scopes & AUDIT_SCOPES:
         return False
@@ -130,7 +131,10 @@ class ReleaseHistory(Resource):
         version: str,
         release_id: UUID,
     ) -> None:
-        """Allow whoever may read the release, and auditors for deleted releases too."""
+        """Raise NotFoundError unless the caller may read the release or audit the organization.
+
+        Auditors may read the history of a deleted release too.
+        """
         if caller.scopes & READ_SCOPES:
             try:
                 self.visible_release(queries, access, version)

@@ -115,7 +115,7 @@ def _organization(queries: Queries, slug: str) -> Row:
 
 
 def _all(read_page: Callable[[int | None], list[Row]]) -> Iterator[Row]:
-    """Yield the rows of every page; each page starts after the previous one's last position."""
+    """Yield the rows of every page, each page starting after the previous page's last row."""
     after = None
     while True:
         rows = read_page(after)
@@ -158,7 +158,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 def _summary(data: dict[str, Any]) -> str:
-    """Render event data on one line; long lists are counted and the line is cut."""
+    """Render event data on one line, counting lists of objects and cutting long lines."""
     parts = []
     for key, value in data.items():
         if isinstance(value, list) and any(isinstance(item, dict) for item in value):

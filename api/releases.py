@@ -258,7 +258,7 @@ class ReleaseDetail(Resource):
 
 
 def instant(req: falcon.Request) -> datetime | None:
-    """Return the `at` parameter: the instant a read answers as of, None for now."""
+    """Return the `at` parameter, the instant to read the state at, or None for the present."""
     value = req.get_param("at")
     return None if value is None else parse_datetime("at", value)
 

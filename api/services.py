@@ -27,7 +27,7 @@ from projections.timeline import ReleasesAt
 class Queries:
     """Read-model queries sharing one transaction, so they see one state.
 
-    With `at` set, release queries answer as of that instant.
+    With `at` set, release queries return the state at that instant.
     """
 
     cursor: Cursor

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-import psycopg
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
@@ -44,8 +44,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # This runs after the inserts, in their transaction, which holds the
-        # EXCLUSIVE lock on the events table until it commits: no other
+        # This runs after the inserts, in their transaction, which keeps the
+        # EXCLUSIVE lock on the events table until it commits, so no other
         # writer can append an event or a link in between.
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if positions:
@@ -59,7 +59,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
     def _recorded(
         self, curs: Cursor[DictRow], positions: Sequence[int], stored_events: Sequence[StoredEvent]
     ) -> list[RecordedEvent]:
-        """Pair each position with its event by reading back which event it holds.
+        """Pair each position with its event by reading back which event is stored there.
 
         The positions come from RETURNING, whose order PostgreSQL does not
         promise, so each is matched on the originator id and version.

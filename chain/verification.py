@@ -94,8 +94,8 @@ class Verifier:
         self.progress = progress
 
     def verify(self, anchors: tuple[Anchor, ...] = ()) -> Verification:
-        # The chain head is read first: a write that commits later adds its
-        # event and link together above it, so the walk up to `stop` sees
+        # The chain head is read first. A write that commits later adds its
+        # event and link together above it, so the walk up to `stop` reads
         # every event and link at or below it in their final form.
         stop = max(self.chain.max_link_position() or 0, self.recorder.max_notification_id() or 0)
         expected = {anchor.position: anchor.hash for anchor in anchors}

@@ -40,6 +40,8 @@ EVENTS = "audit_v1_events"
 EVENT_PROJECTS = "audit_v1_event_projects"
 SUBJECTS = "audit_v1_subjects"
 RELEASE_PROJECTS = "audit_v1_release_projects"
+# Fields that name a new aggregate of a kind without its own handler, in order of preference.
+NAME_FIELDS = ("slug", "version_str", "name", "email", "label", "environment")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,10 @@ class AuditProjection(Projection):
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
-        self._record_known(event, cursor, position)
+        if event.originator_version == 1 and _subject(cursor, str(event.originator_id)) is None:
+            self._create_other(event, cursor, position)
+        else:
+            self._record_known(event, cursor, position)
 
     @apply.register
     def _(self, event: Organization.Created, cursor: Cursor, position: int) -> None:
@@ -152,6 +157,21 @@ class AuditProjection(Projection):
                               f" aggregate {event.originator_id}, which was never created.")
         self._record(event, cursor, position, subject)
         return subject
+
+    def _create_other(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Record the creation of an aggregate that has no handler of its own.
+
+        Its organization is its `org_id`, else the organization of an
+        aggregate it refers to. Its name is the first of NAME_FIELDS it has.
+        """
+        fields = event_fields(event)
+        org_id = fields.get("org_id")
+        if org_id is None:
+            referenced = [_subject(cursor, subject_id) for subject_id in referenced_ids(fields)]
+            org_ids = sorted(s.org_id for s in referenced if s is not None and s.org_id)
+            org_id = org_ids[0] if org_ids else None
+        name = next((str(fields[f]) for f in NAME_FIELDS if fields.get(f) is not None), "")
+        self._create(event, cursor, position, None if org_id is None else str(org_id), name)
 
     def _create(
         self, event: DomainEvent, cursor: Cursor, position: int, org_id: str | None, name: str
@@ -258,6 +278,14 @@ class AuditQueries:
         ones; rows come newest first either way.
         """
         conditions, params = ["e.org_id = %s"], [org_id]
+        source, key = f"{EVENTS} e", "e.position"
+        if where.project_id is not None:
+            # Reading the project's positions newest first and joining each
+            # event stays fast when the project has few of the events.
+            source = f"{EVENT_PROJECTS} p JOIN {EVENTS} e ON e.position = p.position"
+            key = "p.position"
+            conditions.append("p.project_id = %s")
+            params.append(where.project_id)
         if where.event_types:
             conditions.append(f"e.type IN ({', '.join(['%s'] * len(where.event_types))})")
             params.extend(where.event_types)
@@ -268,11 +296,6 @@ class AuditQueries:
             else:
                 conditions.append("e.actor_id = %s")
                 params.append(where.actor)
-        if where.project_id is not None:
-            conditions.append(
-                f"e.position IN (SELECT position FROM {EVENT_PROJECTS} WHERE project_id = %s)"
-            )
-            params.append(where.project_id)
         if where.version is not None:
             conditions.append("e.version = %s")
             params.append(where.version)
@@ -282,7 +305,8 @@ class AuditQueries:
         if where.end is not None:
             conditions.append("e.date_micros < %s")
             params.append(where.end)
-        return self._page(conditions, params, after, before, limit, newest_first=True)
+        return self._page(conditions, params, after, before, limit, newest_first=True,
+                          source=source, key=key)
 
     def _page(
         self,
@@ -293,18 +317,24 @@ class AuditQueries:
         limit: int,
         *,
         newest_first: bool,
+        source: str = f"{EVENTS} e",
+        key: str = "e.position",
     ) -> list[Row]:
-        """Return one page in list order; `after` follows the list, `before` goes back."""
+        """Return one page in list order; `after` follows the list, `before` goes back.
+
+        `source` joins the events as `e`, and `key` is the position column
+        to order and compare by.
+        """
         forward = ("<", "DESC") if newest_first else (">", "ASC")
         backward = (">", "ASC") if newest_first else ("<", "DESC")
         comparison, order = backward if before is not None else forward
         if after is not None or before is not None:
-            conditions.append(f"e.position {comparison} %s")
+            conditions.append(f"{key} {comparison} %s")
             params.append(after if before is None else before)
         rows = self.cursor.execute(
-            f"SELECT e.*, c.hash FROM {EVENTS} e LEFT JOIN {CHAIN_TABLE} c"
+            f"SELECT e.*, c.hash FROM {source} LEFT JOIN {CHAIN_TABLE} c"
             f" ON c.position = e.position WHERE {' AND '.join(conditions)}"
-            f" ORDER BY e.position {order} LIMIT %s",
+            f" ORDER BY {key} {order} LIMIT %s",
             (*params, limit),
         ).fetchall()
         return rows if before is None else rows[::-1]

@@ -29,7 +29,7 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def is_secret(field: str) -> bool:
-    """Tell whether a field holds a secret or what stands for one, such as a token's hash.
+    """Tell whether a field contains a secret or a value that works like one.
 
     A token's hash finds the token as surely as its secret, so neither is
     ever served.

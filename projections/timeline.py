@@ -1,7 +1,7 @@
 """The timeline read model: every state each release has been in, with its validity interval.
 
 Each row is one state of a release, valid from `valid_from` (inclusive)
-to `valid_to` (exclusive), both in microseconds since the epoch; the
+to `valid_to` (exclusive), both in microseconds since the epoch. The
 current state's `valid_to` is OPEN. A release's project links are kept
 the same way. "The release list at instant T" is then a plain indexed
 query, the same as the live list plus `valid_from <= T < valid_to`.
@@ -72,7 +72,9 @@ class TimelineProjection(Projection):
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
-        """Events of other aggregates leave the timeline unchanged."""
+        """Leave the states unchanged, but let release events tell which command is running."""
+        if isinstance(event, Release.Event):
+            _instant(cursor, event, position)
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
@@ -235,7 +237,7 @@ def _insert(cursor: Cursor, state: Row, revision: int, instant: int) -> None:
 
 
 class ReleasesAt:
-    """Release queries answered as of one instant, in the live queries' terms.
+    """Release queries that return the state at one instant, in the live queries' terms.
 
     `get`, `project_ids` and `page` take and return what the live release
     queries do, so the same code renders and pages both.

@@ -24,7 +24,7 @@ def get_link(client: falcon.testing.TestClient, url: str,
 
 def all_pages(client: falcon.testing.TestClient, path: str, headers: dict[str, str],
               params: dict[str, str] | None = None, max_pages: int = 100) -> list[list[dict]]:
-    """Read the first page, then every page that rel="next" says has results."""
+    """Read the first page, then every page that rel="next" marks as having results."""
     response = client.simulate_get(path, params=params or {}, headers=headers)
     pages = [response.json]
     for _ in range(max_pages):

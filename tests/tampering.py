@@ -103,7 +103,7 @@ class Tamperer:
         return Link(*row)
 
     def relink_from(self, position: int, head: int) -> None:
-        """Recompute every link from `position` to `head`, as an intruder who knows the scheme does."""
+        """Recompute every link from `position` to `head`, as an intruder who read this code can."""
         previous = self.link(position - 1) if position > 1 else None
         events = [self.event(p) for p in range(position, head + 1)]
         links = next_links(previous, events)

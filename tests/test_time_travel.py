@@ -84,7 +84,7 @@ def test_deleted_release_is_read_as_it_was(client, world):
     assert then.json == live
 
 
-def test_release_at_an_instant_equals_what_was_read_then(client, world):
+def test_release_at_instant_matches_live_read(client, world):
     create(client, world, "1.0", "web", "api", ref="a", dateReleased="2024-01-01T00:00:00Z")
     client.simulate_put(f"{R}1.0/", json={"commits": [{"id": "c1", "author_email": "a@x"}]},
                         headers=world.headers())
@@ -105,7 +105,7 @@ def test_release_at_an_instant_equals_what_was_read_then(client, world):
     assert then.json["deployCount"] == 1
 
 
-def test_release_list_at_an_instant_equals_what_was_listed_then(client, world):
+def test_list_at_instant_matches_live_list(client, world):
     create(client, world, "1.0", "web", dateReleased="2024-01-01T00:00:00Z")
     create(client, world, "2.0", "api")
     create(client, world, "app-3", "web", "billing", dateReleased="2023-06-01T00:00:00Z")
@@ -135,7 +135,7 @@ def test_release_list_at_an_instant_equals_what_was_listed_then(client, world):
     assert [r["version"] for r in then[1]] == ["app-4"]
 
 
-def test_release_list_at_an_instant_pages_like_the_live_list(client, world):
+def test_list_at_instant_pages_alike(client, world):
     for number in range(5):
         create(client, world, f"{number}.0", "web")
     live_pages = all_pages(client, R, world.headers(), {"per_page": "2"})
