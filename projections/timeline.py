@@ -9,7 +9,7 @@ query, the same as the live list plus `valid_from <= T < valid_to`.
 Instants are the events' timestamps, with two adjustments:
 
 - All events that one command records take effect at the instant of its
-  first event, so no instant sees a half-made state, such as a release not
+  first event, so no instant shows a half-made state, such as a release not
   yet linked to its projects. Events are taken to be from one command when
   they have consecutive positions, the same release and request id, and
   timestamps less than SAME_COMMAND_MICROS apart. A client that reuses a
