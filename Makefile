@@ -23,7 +23,7 @@ test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check domain projections api tests
+	$(BIN)/ruff check domain projections api chain tests
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3*

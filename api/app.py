@@ -9,6 +9,7 @@ from __future__ import annotations
 import falcon
 
 from api.activity import ActivityFeed
+from api.audit import AuditLog, ReleaseHistory
 from api.commits import ReleaseCommits
 from api.config import Settings
 from api.deploys import DeployCollection
@@ -67,6 +68,8 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{ORG}/activity/", ActivityFeed(services))
     app.add_route(f"{PROJECT}/releases/token/", ProjectHookToken(services))
     app.add_route("/api/hooks/release/{plugin}/{project_id}/{signature}/", ReleaseHook(services))
+    app.add_route(f"{ORG}/releases/{{version}}/history/", ReleaseHistory(services))
+    app.add_route(f"{ORG}/audit-logs/", AuditLog(services))
     app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
+from api.audit_commands import add_audit_commands
 from api.config import ConfigurationError, Settings
 from api.files import remove_unused_blobs
 from api.services import Services
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"release-ledger: {error}", file=sys.stderr)
         return 1
     try:
-        args.handler(services, args, _cause())
+        status = args.handler(services, args, _cause())
     except LedgerError as error:
         print(f"release-ledger: {error}", file=sys.stderr)
         return 1
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         services.close()
-    return 0
+    return status or 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,10 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     blobs = _group(commands, "blobs", "manage the contents of release files")
     _command(blobs, "collect", collect_blobs,
              "remove stored file contents that no release file refers to")
+    add_audit_commands(commands)
     return parser
 
 
 def migrate(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    linked = services.ledger.recorder.chain_earlier_events()
+    if linked:
+        print(f"Linked {linked} events recorded before the hash chain existed.")
     caught_up = services.projector.catch_up()
     print(f"Tables are ready; {caught_up} events applied to the read models.")
 

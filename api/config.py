@@ -14,6 +14,9 @@ DEFAULT_DATABASE_URL = "sqlite:///var/ledger.sqlite3"
 DEFAULT_PORT = 8000
 DEFAULT_BLOB_DIR = "var/blobs"
 DEFAULT_MAX_FILE_BYTES = 40 * 1024 * 1024
+# Recorders that bind every event into the hash chain as it is recorded.
+SQLITE_RECORDER_TOPIC = "chain.sqlite:ChainedSQLiteApplicationRecorder"
+POSTGRES_RECORDER_TOPIC = "chain.postgres:ChainedPostgresApplicationRecorder"
 
 
 class ConfigurationError(ValueError):
@@ -101,6 +104,7 @@ class Settings:
                 PERSISTENCE_MODULE="eventsourcing.sqlite",
                 SQLITE_DBNAME=self.sqlite_path,
                 SQLITE_LOCK_TIMEOUT="30",
+                APPLICATION_RECORDER_TOPIC=SQLITE_RECORDER_TOPIC,
             )
             return env
         postgres = self.postgres
@@ -117,6 +121,7 @@ class Settings:
             POSTGRES_CONNECT_TIMEOUT="10",
             POSTGRES_LOCK_TIMEOUT="10",
             POSTGRES_PRE_PING="y",
+            APPLICATION_RECORDER_TOPIC=POSTGRES_RECORDER_TOPIC,
         )
         return env
 

@@ -8,13 +8,17 @@ between requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 import falcon
 
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 100
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,47 @@ def parse_integer_key(cursor: Cursor) -> tuple[int, int]:
         return int(cursor.key), int(cursor.tiebreak)
     except ValueError:
         raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+
+
+def parse_position_cursor(req: falcon.Request) -> tuple[Cursor | None, int | None, int | None]:
+    """Parse a cursor over ledger positions; return it, and the position to read after or before."""
+    cursor = parse_cursor(req)
+    if cursor is None:
+        return None, None, None
+    try:
+        position = int(cursor.key)
+    except ValueError:
+        raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+    return (cursor, None, position) if cursor.backward else (cursor, position, None)
+
+
+def position_cursor(position: int, *, backward: bool) -> Cursor:
+    return Cursor(str(position), "0", backward)
+
+
+def link_page(
+    req: falcon.Request,
+    resp: falcon.Response,
+    rows: Sequence[Item],
+    cursor: Cursor | None,
+    limit: int,
+    to_cursor: Callable[[Item, bool], Cursor],
+) -> list[Item]:
+    """Trim a page read with one row extra and write its Link header.
+
+    `rows` are in list order; reading backward, the extra row is the first.
+    """
+    backward = cursor is not None and cursor.backward
+    more = len(rows) > limit
+    page = list(rows)
+    if more:
+        page = page[1:] if backward else page[:limit]
+    has_next = more if not backward else True
+    has_previous = (more if backward else cursor is not None) and bool(page)
+    first = to_cursor(page[0], True) if page else None
+    last = to_cursor(page[-1], False) if page else cursor
+    set_link_header(req, resp, first, has_previous, last, has_next and bool(page))
+    return page
 
 
 def per_page(req: falcon.Request) -> int:

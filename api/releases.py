@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +24,7 @@ from api.resource import Resource, release_location
 from api.serializers import release_bodies
 from api.services import Queries
 from domain.application import ReleaseChanges
+from domain.dates import parse_datetime
 from domain.errors import InvalidFieldError
 from projections.database import Row
 
@@ -60,7 +63,9 @@ class ReleaseCollection(Resource):
             raise InvalidFieldError("query", f"At most {MAX_QUERY_LENGTH} characters.")
         limit = per_page(req)
         cursor = parse_cursor(req)
+        at = instant(req)
         with self.services.read() as queries:
+            queries = replace(queries, at=at)
             access = self.access(queries, req, org)
             project_ids = self._project_filter(req, queries, access, project_slug)
             key = parse_integer_key(cursor) if cursor else None
@@ -197,7 +202,9 @@ class ReleaseDetail(Resource):
         version: str,
         project_slug: str | None,
     ) -> None:
+        at = instant(req)
         with self.services.read() as queries:
+            queries = replace(queries, at=at)
             row = self._release(req, queries, org, version, project_slug)
             resp.media = release_bodies([row], queries.releases, queries.directory)[0]
 
@@ -252,6 +259,12 @@ class ReleaseDetail(Resource):
         access = self.access(queries, req, org)
         project = self.project(queries, access, project_slug) if project_slug else None
         return self.visible_release(queries, access, version, project)
+
+
+def instant(req: falcon.Request) -> datetime | None:
+    """Return the `at` parameter, the instant to read the state at, or None for the present."""
+    value = req.get_param("at")
+    return None if value is None else parse_datetime("at", value)
 
 
 def _changes(

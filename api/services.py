@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ from api.blobs import BlobStore, LocalBlobStore
 from api.config import Settings
 from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
+from projections.audit import AuditQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
 from projections.files import FileQueries
@@ -22,21 +24,32 @@ from projections.projector import Projector
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries
 from projections.sqlite import SQLiteDatabase
+from projections.timeline import ReleasesAt
 
 
 @dataclass
 class Queries:
-    """Read-model queries sharing one transaction, so they see one state."""
+    """Read-model queries sharing one transaction, so they see one state.
+
+    With `at` set, release queries return the state at that instant.
+    """
 
     cursor: Cursor
+    at: datetime | None = None
 
     @property
     def directory(self) -> DirectoryQueries:
         return DirectoryQueries(self.cursor)
 
     @property
-    def releases(self) -> ReleaseQueries:
+    def releases(self) -> ReleaseQueries | ReleasesAt:
+        if self.at is not None:
+            return ReleasesAt(self.cursor, self.at)
         return ReleaseQueries(self.cursor)
+
+    @property
+    def audit(self) -> AuditQueries:
+        return AuditQueries(self.cursor)
 
     @property
     def activity(self) -> ActivityQueries:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from projections.activity import ActivityProjection
+from projections.audit import AuditProjection
 from projections.directory import DirectoryProjection
 from projections.files import FilesProjection
 from projections.issues import IssuesProjection
 from projections.projection import Projection
 from projections.releases import ReleasesProjection
+from projections.timeline import TimelineProjection
 
 
 def all_projections() -> list[Projection]:
@@ -23,4 +25,6 @@ def all_projections() -> list[Projection]:
         ActivityProjection(),
         IssuesProjection(),
         FilesProjection(),
+        AuditProjection(),
+        TimelineProjection(),
     ]

@@ -1,0 +1,1 @@
+"""The hash chain that makes changes to the recorded ledger detectable."""

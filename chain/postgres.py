@@ -1,0 +1,195 @@
+"""The PostgreSQL application recorder that keeps the hash chain.
+
+Select it with APPLICATION_RECORDER_TOPIC=chain.postgres:ChainedPostgresApplicationRecorder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+from chain.links import CHAIN_TABLE, Link, RecordedEvent, link_row, originator_text
+from chain.persistence import ChainRecorder
+
+LINK_COLUMNS = SQL("position, previous_position, originator_id, originator_version, hash")
+
+
+class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecorder):
+    """Records events and their links in one transaction, under the events table lock."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.chain_table = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(CHAIN_TABLE)
+        )
+        self.events_table = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        self.sql_create_statements.append(self._format(
+            "CREATE TABLE IF NOT EXISTS {chain} (position bigint PRIMARY KEY,"
+            " previous_position bigint NOT NULL, originator_id text NOT NULL,"
+            " originator_version bigint NOT NULL, hash text NOT NULL,"
+            " UNIQUE (originator_id, originator_version))"
+        ))
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # This runs after the inserts, in their transaction, which keeps the
+        # EXCLUSIVE lock on the events table until it commits, so no other
+        # writer can append an event or a link in between.
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if positions:
+            try:
+                self._append_links(curs, self._recorded(curs, positions, stored_events))
+            except BaseException as error:
+                _abort_transaction(curs, error)
+                raise
+        return positions
+
+    def _recorded(
+        self, curs: Cursor[DictRow], positions: Sequence[int], stored_events: Sequence[StoredEvent]
+    ) -> list[RecordedEvent]:
+        """Pair each position with its event by reading back which event is stored there.
+
+        The positions come from RETURNING, whose order PostgreSQL does not
+        promise, so each is matched on the originator id and version.
+        """
+        curs.execute(
+            self._format("SELECT notification_id, originator_id, originator_version"
+                         " FROM {events} WHERE notification_id = ANY(%s)"),
+            (list(positions),),
+        )
+        by_identity = {
+            (originator_text(e.originator_id), e.originator_version): e for e in stored_events
+        }
+        recorded = []
+        for row in curs.fetchall():
+            identity = (originator_text(row["originator_id"]), row["originator_version"])
+            event = by_identity[identity]
+            recorded.append(RecordedEvent(
+                row["notification_id"], identity[0], identity[1], event.topic, event.state
+            ))
+        return recorded
+
+    def select_links(self, start: int, limit: int, stop: int) -> list[Link]:
+        return self._select_links(
+            "WHERE position > %s AND position <= %s ORDER BY position LIMIT %s",
+            (start, stop, limit),
+        )
+
+    def select_link_of(self, originator_id: str, originator_version: int) -> Link | None:
+        links = self._select_links(
+            "WHERE originator_id = %s AND originator_version = %s",
+            (originator_id, originator_version),
+        )
+        return links[0] if links else None
+
+    def select_position_of(self, originator_id: str, originator_version: int) -> int | None:
+        stored_id = self._stored_originator_id(originator_id)
+        if stored_id is None:
+            return None
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._format("SELECT notification_id FROM {events}"
+                             " WHERE originator_id = %s AND originator_version = %s"),
+                (stored_id, originator_version),
+            )
+            row = curs.fetchone()
+        return None if row is None else row["notification_id"]
+
+    def max_link_position(self) -> int | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._format("SELECT MAX(position) AS position FROM {chain}"))
+            row = curs.fetchone()
+        return None if row is None else row["position"]
+
+    def chain_earlier_events(self) -> int:
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            if self._select_head(curs) is not None:
+                return 0
+            _, count = self._link_unlinked(curs, before=None)
+            return count
+
+    def _select_links(self, condition: str, params: Sequence[Any]) -> list[Link]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._format("SELECT {columns} FROM {chain} " + condition), tuple(params)
+            )
+            return [Link(**row) for row in curs.fetchall()]
+
+    def _select_head(self, cursor: Cursor[DictRow]) -> Link | None:
+        cursor.execute(
+            self._format("SELECT {columns} FROM {chain} ORDER BY position DESC LIMIT 1")
+        )
+        row = cursor.fetchone()
+        return None if row is None else Link(**row)
+
+    def _select_recorded(
+        self, cursor: Cursor[DictRow], start: int, before: int | None, limit: int
+    ) -> list[RecordedEvent]:
+        cursor.execute(
+            self._format(
+                "SELECT notification_id, originator_id, originator_version, topic, state"
+                " FROM {events} WHERE notification_id > %s"
+                " AND notification_id < COALESCE(%s, 9223372036854775807)"
+                " ORDER BY notification_id LIMIT %s"
+            ),
+            (start, before, limit),
+        )
+        return [
+            RecordedEvent(
+                row["notification_id"],
+                originator_text(row["originator_id"]),
+                row["originator_version"],
+                row["topic"],
+                bytes(row["state"]),
+            )
+            for row in cursor.fetchall()
+        ]
+
+    def _insert_links(self, cursor: Cursor[DictRow], links: Sequence[Link]) -> None:
+        cursor.executemany(
+            self._format("INSERT INTO {chain} ({columns}) VALUES (%s, %s, %s, %s, %s)"),
+            [link_row(link) for link in links],
+        )
+
+    def _stored_originator_id(self, originator_id: str) -> UUID | str | None:
+        """Return an originator id as the events table's column type takes it, or None."""
+        if self.datastore.originator_id_type != "uuid":
+            return originator_id
+        try:
+            return UUID(originator_id)
+        except ValueError:
+            return None
+
+    def _format(self, statement: str) -> Composed:
+        return SQL(statement).format(
+            chain=self.chain_table, events=self.events_table, columns=LINK_COLUMNS
+        )
+
+
+def _abort_transaction(curs: Cursor[DictRow], error: BaseException) -> None:
+    """Fail the transaction on the server, so that it rolls back instead of committing.
+
+    The library's insert_events catches what this recorder raises and ends
+    the transaction block normally before raising it again. A transaction
+    that a failed statement aborted rolls back there, but after an error
+    in Python code it would commit events without their links.
+    """
+    message = f"Appending to the hash chain failed: {type(error).__name__}: {error}"
+    statement = SQL("DO $$ BEGIN RAISE EXCEPTION {0}; END $$").format(
+        Literal(message.replace("%", "%%"))
+    )
+    with contextlib.suppress(psycopg.Error):
+        curs.execute(statement)

@@ -1,0 +1,112 @@
+"""Names and data of events as the audit log and release histories serve them.
+
+An event's type is its aggregate and event class in snake case, such as
+`release.commits_set` or `api_token.created`, so new events get a type
+without a table to maintain. Its data is every field of the event except
+the ones every event has, under API names. Fields named `*_id` and
+`*_ids` hold aggregate ids, as UUIDs or as their text; those are replaced
+by public ids where they are known.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEvent
+
+from projections.projection import to_text
+
+EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+COMMON_FIELDS = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "cause"}
+)
+RENAMED_FIELDS = {"version_str": "version", "org_id": "organization"}
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret(field: str) -> bool:
+    """Tell whether a field contains a secret or a value that works like one.
+
+    A token's hash finds the token as surely as its secret, so neither is
+    ever served.
+    """
+    return "secret" in field or field.endswith("hash") or field.endswith("token")
+
+
+def snake_case(name: str) -> str:
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+def aggregate_kind(event: DomainEvent) -> str:
+    """Return the snake-case name of the aggregate class that recorded `event`."""
+    return snake_case(type(event).__qualname__.split(".")[0])
+
+
+def event_type(event: DomainEvent) -> str:
+    aggregate, _, name = type(event).__qualname__.rpartition(".")
+    return f"{snake_case(aggregate.split('.')[0])}.{snake_case(name)}"
+
+
+def api_name(field: str) -> str:
+    """Return the API name of an event field: `owner_id` is `owner`, `project_ids` `projects`."""
+    if field in RENAMED_FIELDS:
+        return RENAMED_FIELDS[field]
+    if field.endswith("_ids"):
+        field = field[: -len("_ids")] + "s"
+    elif field.endswith("_id"):
+        field = field[: -len("_id")]
+    head, *rest = field.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def event_fields(event: DomainEvent) -> dict[str, Any]:
+    """Return the fields particular to `event`, secrets left out."""
+    return {
+        name: value
+        for name, value in vars(event).items()
+        if name not in COMMON_FIELDS and not is_secret(name)
+    }
+
+
+def is_reference(field: str) -> bool:
+    return field.endswith(("_id", "_ids"))
+
+
+def referenced_ids(fields: Mapping[str, Any]) -> set[str]:
+    """Return the text of every aggregate id that the reference fields hold."""
+    ids: set[str] = set()
+    for name, value in fields.items():
+        if is_reference(name):
+            values = value if isinstance(value, (list, tuple)) else [value]
+            ids.update(str(item) for item in values if isinstance(item, (UUID, str)))
+    return ids
+
+
+def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False) -> Any:
+    """Return a field value as JSON data: public ids, RFC 3339 datetimes, API names."""
+    if reference and isinstance(value, (UUID, str)):
+        return public_ids.get(str(value), str(value))
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, (list, tuple)):
+        return [render(item, public_ids, reference=reference) for item in value]
+    if isinstance(value, dict):
+        return {
+            api_name(key): render(item, public_ids, reference=is_reference(key))
+            for key, item in value.items()
+            if not is_secret(key)
+        }
+    return value
+
+
+def event_data(fields: Mapping[str, Any], public_ids: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        api_name(name): render(value, public_ids, reference=is_reference(name))
+        for name, value in fields.items()
+    }

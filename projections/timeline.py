@@ -1,0 +1,310 @@
+"""The timeline read model: every state each release has been in, with its validity interval.
+
+Each row is one state of a release, valid from `valid_from` (inclusive)
+to `valid_to` (exclusive), both in microseconds since the epoch. The
+current state's `valid_to` is OPEN. A release's project links are kept
+the same way. "The release list at instant T" is then a plain indexed
+query, the same as the live list plus `valid_from <= T < valid_to`.
+
+Instants are the events' timestamps, with two adjustments:
+
+- All events that one command records take effect at the instant of its
+  first event, so no instant shows a half-made state, such as a release not
+  yet linked to its projects. Events are taken to be from one command when
+  they have consecutive positions, the same release and request id, and
+  timestamps less than SAME_COMMAND_MICROS apart. A client that reuses a
+  request id for two quick writes to one release sees them merged.
+- A release's instants never go backwards: an event stamped before the
+  release's previous change, which clocks of different hosts can cause,
+  takes effect at that change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import singledispatchmethod
+from typing import Any
+
+from eventsourcing.domain import DomainEvent
+
+from domain.release import Release
+from projections.database import Cursor, Row
+from projections.projection import Projection, to_json, to_micros, to_text
+from projections.releases import _authors, _last_commit, _like_prefix
+
+RELEASES = "timeline_v1_releases"
+RELEASE_PROJECTS = "timeline_v1_projects"
+CLOCKS = "timeline_v1_clocks"
+OPEN = 9_223_372_036_854_775_807
+SAME_COMMAND_MICROS = 1_000_000
+STATE_COLUMNS = (
+    "id", "public_id", "org_id", "version", "version_lower", "ref", "url", "owner_id",
+    "status", "date_created", "date_started", "date_released", "sort_key", "commit_count",
+    "last_commit", "authors", "deploy_count", "last_deploy",
+)
+COLUMNS = (*STATE_COLUMNS, "revision", "valid_from", "valid_to")
+
+
+class TimelineProjection(Projection):
+    name = "timeline_v1"
+    create_statements = (
+        f"CREATE TABLE IF NOT EXISTS {RELEASES} (id TEXT NOT NULL, public_id BIGINT NOT NULL,"
+        " org_id TEXT NOT NULL, version TEXT NOT NULL, version_lower TEXT NOT NULL, ref TEXT,"
+        " url TEXT, owner_id TEXT, status TEXT NOT NULL, date_created TEXT NOT NULL,"
+        " date_started TEXT, date_released TEXT, sort_key BIGINT NOT NULL,"
+        " commit_count INTEGER NOT NULL, last_commit TEXT, authors TEXT NOT NULL,"
+        " deploy_count INTEGER NOT NULL, last_deploy TEXT, revision BIGINT NOT NULL,"
+        " valid_from BIGINT NOT NULL, valid_to BIGINT NOT NULL, PRIMARY KEY (id, revision))",
+        f"CREATE INDEX IF NOT EXISTS {RELEASES}_version"
+        f" ON {RELEASES} (org_id, version, valid_from)",
+        f"CREATE INDEX IF NOT EXISTS {RELEASES}_order"
+        f" ON {RELEASES} (org_id, status, sort_key, public_id)",
+        f"CREATE INDEX IF NOT EXISTS {RELEASES}_prefix ON {RELEASES} (org_id, version_lower)",
+        f"CREATE TABLE IF NOT EXISTS {RELEASE_PROJECTS} (release_id TEXT NOT NULL,"
+        " project_id TEXT NOT NULL, revision BIGINT NOT NULL, valid_from BIGINT NOT NULL,"
+        " valid_to BIGINT NOT NULL, PRIMARY KEY (release_id, project_id, revision))",
+        f"CREATE INDEX IF NOT EXISTS {RELEASE_PROJECTS}_project"
+        f" ON {RELEASE_PROJECTS} (project_id, release_id)",
+        f"CREATE TABLE IF NOT EXISTS {CLOCKS} (release_id TEXT PRIMARY KEY,"
+        " position BIGINT NOT NULL, request_id TEXT, instant BIGINT NOT NULL)",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Leave the states unchanged, but let release events tell which command is running."""
+        if isinstance(event, Release.Event):
+            _instant(cursor, event, position)
+
+    @apply.register
+    def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
+        instant = _instant(cursor, event, position)
+        self._start(cursor, event, position, instant, str(event.org_id), event.version_str)
+
+    @apply.register
+    def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
+        identity = cursor.execute(
+            f"SELECT org_id, version FROM {RELEASES} WHERE id = %s LIMIT 1",
+            (str(event.originator_id),),
+        ).fetchone()
+        if identity is None:
+            raise LookupError(f"Release {event.originator_id} was recreated but never created.")
+        instant = _instant(cursor, event, position)
+        self._end(cursor, event, instant)
+        self._start(cursor, event, position, instant, identity["org_id"], identity["version"])
+
+    @apply.register
+    def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id, revision, valid_from,"
+            " valid_to) VALUES (%s, %s, %s, %s, %s)",
+            (str(event.originator_id), str(event.project_id), position,
+             _instant(cursor, event, position), OPEN),
+        )
+
+    @apply.register
+    def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:
+        self._revise(cursor, event, position, date_released=to_text(event.date_released),
+                     sort_key=to_micros(event.date_released))
+
+    @apply.register
+    def _(self, event: Release.Updated, cursor: Cursor, position: int) -> None:
+        self._revise(cursor, event, position, ref=event.ref, url=event.url,
+                     owner_id=None if event.owner_id is None else str(event.owner_id),
+                     date_started=to_text(event.date_started))
+
+    @apply.register
+    def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
+        self._revise(cursor, event, position, commit_count=len(event.commits),
+                     last_commit=_last_commit(event.commits),
+                     authors=to_json(_authors(event.commits)))
+
+    @apply.register
+    def _(self, event: Release.Archived, cursor: Cursor, position: int) -> None:
+        self._revise(cursor, event, position, status="archived")
+
+    @apply.register
+    def _(self, event: Release.Restored, cursor: Cursor, position: int) -> None:
+        self._revise(cursor, event, position, status="open")
+
+    @apply.register
+    def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
+        deploy = {
+            "id": str(position),
+            "environment": event.environment,
+            "name": event.name,
+            "url": event.url,
+            "dateStarted": to_text(event.date_started),
+            "dateFinished": to_text(event.date_finished),
+        }
+        current = _current(cursor, str(event.originator_id))
+        self._revise(cursor, event, position, deploy_count=current["deploy_count"] + 1,
+                     last_deploy=to_json(deploy))
+
+    @apply.register
+    def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
+        self._end(cursor, event, _instant(cursor, event, position))
+
+    @staticmethod
+    def _start(
+        cursor: Cursor, event: Any, position: int, instant: int, org_id: str, version: str
+    ) -> None:
+        state = {
+            "id": str(event.originator_id), "public_id": position, "org_id": org_id,
+            "version": version, "version_lower": version.lower(), "ref": event.ref,
+            "url": event.url,
+            "owner_id": None if event.owner_id is None else str(event.owner_id),
+            "status": "open", "date_created": to_text(event.timestamp),
+            "date_started": to_text(event.date_started), "date_released": None,
+            "sort_key": to_micros(event.timestamp), "commit_count": 0, "last_commit": None,
+            "authors": "[]", "deploy_count": 0, "last_deploy": None,
+        }
+        _insert(cursor, state, position, instant)
+
+    @staticmethod
+    def _revise(cursor: Cursor, event: Any, position: int, **changes: Any) -> None:
+        """End the current state at the event's instant and start the changed one there."""
+        release_id = str(event.originator_id)
+        current = _current(cursor, release_id)
+        instant = _instant(cursor, event, position)
+        if instant == current["valid_from"]:
+            # The replaced state was never visible, so it is not kept.
+            cursor.execute(f"DELETE FROM {RELEASES} WHERE id = %s AND revision = %s",
+                           (release_id, current["revision"]))
+        else:
+            cursor.execute(f"UPDATE {RELEASES} SET valid_to = %s WHERE id = %s AND revision = %s",
+                           (instant, release_id, current["revision"]))
+        _insert(cursor, {**current, **changes}, position, instant)
+
+    @staticmethod
+    def _end(cursor: Cursor, event: Any, instant: int) -> None:
+        """End the current state and project links of a release at `instant`."""
+        for table, key in ((RELEASES, "id"), (RELEASE_PROJECTS, "release_id")):
+            cursor.execute(
+                f"UPDATE {table} SET valid_to = %s WHERE {key} = %s AND valid_to = %s",
+                (instant, str(event.originator_id), OPEN),
+            )
+
+
+def _current(cursor: Cursor, release_id: str) -> Row:
+    row = cursor.execute(
+        f"SELECT * FROM {RELEASES} WHERE id = %s AND valid_to = %s", (release_id, OPEN)
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"Release {release_id} changed while it did not exist.")
+    return row
+
+
+def _instant(cursor: Cursor, event: Any, position: int) -> int:
+    """Return the instant at which an event of a release takes effect, and remember it."""
+    release_id = str(event.originator_id)
+    timestamp = to_micros(event.timestamp)
+    request_id = event.cause.request_id
+    clock = cursor.execute(
+        f"SELECT position, request_id, instant FROM {CLOCKS} WHERE release_id = %s",
+        (release_id,),
+    ).fetchone()
+    if clock is None:
+        instant = timestamp
+        cursor.execute(
+            f"INSERT INTO {CLOCKS} (release_id, position, request_id, instant)"
+            " VALUES (%s, %s, %s, %s)",
+            (release_id, position, request_id, instant),
+        )
+        return instant
+    same_command = (
+        request_id is not None
+        and clock["request_id"] == request_id
+        and clock["position"] == position - 1
+        and timestamp - clock["instant"] < SAME_COMMAND_MICROS
+    )
+    instant = clock["instant"] if same_command else max(timestamp, clock["instant"])
+    cursor.execute(
+        f"UPDATE {CLOCKS} SET position = %s, request_id = %s, instant = %s"
+        " WHERE release_id = %s",
+        (position, request_id, instant, release_id),
+    )
+    return instant
+
+
+def _insert(cursor: Cursor, state: Row, revision: int, instant: int) -> None:
+    values = [state[column] for column in STATE_COLUMNS] + [revision, instant, OPEN]
+    cursor.execute(
+        f"INSERT INTO {RELEASES} ({', '.join(COLUMNS)})"
+        f" VALUES ({', '.join(['%s'] * len(COLUMNS))})",
+        values,
+    )
+
+
+class ReleasesAt:
+    """Release queries that return the state at one instant, in the live queries' terms.
+
+    `get`, `project_ids` and `page` take and return what the live release
+    queries do, so the same code renders and pages both.
+    """
+
+    def __init__(self, cursor: Cursor, at: datetime) -> None:
+        self.cursor = cursor
+        self.instant = to_micros(at)
+
+    def get(self, org_id: str, version: str) -> Row | None:
+        return self.cursor.execute(
+            f"SELECT * FROM {RELEASES} WHERE org_id = %s AND version = %s"
+            " AND valid_from <= %s AND valid_to > %s",
+            (org_id, version, self.instant, self.instant),
+        ).fetchone()
+
+    def project_ids(self, release_ids: Sequence[str]) -> dict[str, list[str]]:
+        linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
+        if not release_ids:
+            return linked
+        marks = ", ".join(["%s"] * len(release_ids))
+        rows = self.cursor.execute(
+            f"SELECT release_id, project_id FROM {RELEASE_PROJECTS}"
+            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s",
+            (*release_ids, self.instant, self.instant),
+        ).fetchall()
+        for row in rows:
+            linked[row["release_id"]].append(row["project_id"])
+        return linked
+
+    def page(
+        self,
+        org_id: str,
+        project_ids: Sequence[str] | None,
+        status: str,
+        prefix: str | None,
+        after: tuple[int, int] | None,
+        before: tuple[int, int] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Return releases as the live list did at the instant, in the same order."""
+        conditions = ["r.org_id = %s", "r.status = %s", "r.valid_from <= %s", "r.valid_to > %s"]
+        params: list[Any] = [org_id, status, self.instant, self.instant]
+        if project_ids is not None:
+            if not project_ids:
+                return []
+            marks = ", ".join(["%s"] * len(project_ids))
+            conditions.append(
+                f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
+                f" AND p.project_id IN ({marks}) AND p.valid_from <= %s AND p.valid_to > %s)"
+            )
+            params.extend([*project_ids, self.instant, self.instant])
+        if prefix:
+            conditions.append("r.version_lower LIKE %s ESCAPE '!'")
+            params.append(_like_prefix(prefix.lower()))
+        order = "DESC"
+        if after is not None:
+            conditions.append("(r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))")
+            params.extend([after[0], after[0], after[1]])
+        elif before is not None:
+            conditions.append("(r.sort_key > %s OR (r.sort_key = %s AND r.public_id > %s))")
+            params.extend([before[0], before[0], before[1]])
+            order = "ASC"
+        params.append(limit)
+        rows = self.cursor.execute(
+            f"SELECT r.* FROM {RELEASES} r WHERE {' AND '.join(conditions)}"
+            f" ORDER BY r.sort_key {order}, r.public_id {order} LIMIT %s",
+            params,
+        ).fetchall()
+        return rows if order == "DESC" else rows[::-1]
