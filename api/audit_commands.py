@@ -136,7 +136,8 @@ def _print(items: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...])
         max(len(row[index]) for row in [headers, *table]) for index in range(len(columns))
     ]
     for row in [headers, *table]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 def _header(column: str) -> str:
