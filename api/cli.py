@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from api.config import ConfigurationError, Settings
+from api.projector import run_projections
 from api.services import Services
 from domain.cause import Cause
 from domain.directory import ROLES, SCOPES
@@ -105,12 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_token_parser = _command(token, "revoke", revoke_token,
                                    "revoke a token; the next request with it answers 401")
     revoke_token_parser.add_argument("token", help="the token's secret")
+
+    projections = _group(commands, "projections", "manage read models")
+    run_parser = _command(projections, "run", run_projections_command,
+                          "keep read models up to date until SIGTERM or Ctrl-C")
+    run_parser.add_argument("names", nargs="*", metavar="NAME",
+                            help="read models to keep up to date; default all")
     return parser
 
 
 def migrate(services: Services, args: argparse.Namespace, cause: Cause) -> None:
     caught_up = services.projector.catch_up()
     print(f"Tables are ready; {caught_up} events applied to the read models.")
+
+
+def run_projections_command(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    run_projections(services, args.names)
 
 
 def create_user(services: Services, args: argparse.Namespace, cause: Cause) -> None:

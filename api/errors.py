@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any
 
 import falcon
-import psycopg
-import psycopg_pool
-from eventsourcing.persistence import OperationalError as LedgerOperationalError
 
 from domain.errors import (
     AlreadyExistsError,
@@ -25,6 +21,8 @@ from domain.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from projections.database import UNAVAILABLE_ERRORS
+from projections.projector import CatchUpTimeoutError
 
 logger = logging.getLogger("api")
 
@@ -35,12 +33,6 @@ STATUS_BY_ERROR: dict[type[LedgerError], str] = {
     InvalidRequestError: falcon.HTTP_400,
     PermissionDeniedError: falcon.HTTP_403,
 }
-UNAVAILABLE_ERRORS = (
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    LedgerOperationalError,
-    sqlite3.OperationalError,
-)
 RETRY_AFTER_SECONDS = 2
 
 
@@ -50,6 +42,7 @@ def register_error_handlers(app: falcon.App) -> None:
     app.add_error_handler(LedgerError, handle_ledger_error)
     for error_class in UNAVAILABLE_ERRORS:
         app.add_error_handler(error_class, handle_unavailable)
+    app.add_error_handler(CatchUpTimeoutError, handle_catch_up_timeout)
 
 
 def serialize_http_error(
@@ -80,6 +73,19 @@ def handle_unavailable(
     resp.status = falcon.HTTP_503
     resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
     _write(resp, {"detail": "The database is unavailable; retry shortly."})
+
+
+def handle_catch_up_timeout(
+    req: falcon.Request, resp: falcon.Response, error: CatchUpTimeoutError, params: dict[str, Any]
+) -> None:
+    logger.warning(
+        "read models behind",
+        extra={"request_id": _request_id(req), "read_model": error.name,
+               "position": error.position, "target": error.target},
+    )
+    resp.status = falcon.HTTP_503
+    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+    _write(resp, {"detail": f"{error} Retry shortly."})
 
 
 def handle_unexpected(

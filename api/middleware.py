@@ -9,6 +9,8 @@ import uuid
 
 import falcon
 
+from api.logs import current_request_id
+
 logger = logging.getLogger("api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -21,6 +23,7 @@ class RequestIdMiddleware:
         given = req.get_header("X-Request-ID") or ""
         req.context.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         req.context.started = time.perf_counter()
+        req.context.log_context = current_request_id.set(req.context.request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -30,6 +33,8 @@ class RequestIdMiddleware:
         if resp.status_code == 204:
             # A 204 carries no body, so it carries no Content-Type either.
             resp.content_type = None
+        elif getattr(resp.context, "keep_content_type", False):
+            pass
         elif resp.content_type is None or resp.content_type.startswith("text/"):
             resp.content_type = falcon.MEDIA_JSON
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
@@ -43,3 +48,6 @@ class RequestIdMiddleware:
                 "duration_ms": round(elapsed * 1000, 1),
             },
         )
+        log_context = getattr(req.context, "log_context", None)
+        if log_context is not None:
+            current_request_id.reset(log_context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from api.config import Settings
-from domain.application import ReleaseLedger
+from api.metrics import MeteredReleaseLedger
 from projections.activity import ActivityQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
@@ -17,6 +18,7 @@ from projections.postgres import PostgresDatabase
 from projections.projector import Projector
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries
+from projections.runner_locks import active_runners
 from projections.sqlite import SQLiteDatabase
 
 
@@ -46,7 +48,9 @@ class Services:
         self.settings = settings
         if create_tables and settings.backend == "postgresql":
             _create_schema(settings)
-        self.ledger = ReleaseLedger(env=settings.eventsourcing_env(create_table=create_tables))
+        self.ledger = MeteredReleaseLedger(
+            env=settings.eventsourcing_env(create_table=create_tables)
+        )
         self.database = _open_database(settings)
         self.projector = Projector(self.ledger, self.database, all_projections())
         if create_tables:
@@ -58,11 +62,21 @@ class Services:
 
         Every event recorded before the call is visible to the queries, so a
         client always reads its own acknowledged writes, whichever process
-        served them.
+        served them. Raises CatchUpTimeoutError when the read models cannot
+        reach that point within `settings.read_timeout`, rather than answer
+        from stale read models.
         """
-        self.projector.catch_up()
+        self.projector.catch_up(deadline=time.monotonic() + self.settings.read_timeout)
         with self.database.transaction() as cursor:
             yield Queries(cursor)
+
+    def active_runners(self) -> set[str] | None:
+        """Return the read models that a projector process runs; None on SQLite."""
+        if not isinstance(self.database, PostgresDatabase):
+            return None
+        names = [projection.name for projection in self.projector.projections]
+        with self.database.transaction() as cursor:
+            return active_runners(cursor, self.database.schema, names)
 
     def close(self) -> None:
         self.database.close()
@@ -78,6 +92,8 @@ def _open_database(settings: Settings) -> Database:
         postgres.schema,
         min_size=settings.pool_size,
         max_size=settings.pool_max,
+        timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
 
 
