@@ -105,3 +105,15 @@ class LedgerPostgresFactory(PostgresFactory):
             or DEFAULT_APPLICATION_NAME,
             options=f"-c statement_timeout={int(statement_timeout * 1000)}",
         )
+
+    def application_recorder(self) -> Any:
+        """Make the recorder, which connects; close the pool if that fails.
+
+        Otherwise each failed attempt to open the ledger would leave a pool
+        behind that keeps reconnecting in the background.
+        """
+        try:
+            return super().application_recorder()
+        except Exception:
+            self.close()
+            raise

@@ -106,10 +106,10 @@ def database_pools(services: Services) -> dict[str, Any]:
     """Return the PostgreSQL connection pools by name; SQLite has none."""
     if not isinstance(services.database, PostgresDatabase):
         return {}
-    return {
-        "events": services.ledger.recorder.datastore.pool,  # type: ignore[attr-defined]
-        "read_models": services.database.pool,
-    }
+    pools = {"read_models": services.database.pool}
+    if services.ledger_is_open:
+        pools["events"] = services.ledger.recorder.datastore.pool  # type: ignore[attr-defined]
+    return pools
 
 
 class LedgerCollector(Collector):

@@ -10,19 +10,25 @@ from types import FrameType
 
 from api.logs import configure_logging
 from api.services import Services
+from domain.application import ReleaseLedger
 from domain.errors import InvalidRequestError
 from projections.projection import Projection
+from projections.registry import all_projections
 from projections.runner import Runner
 from projections.runner_locks import FileRunnerLocks, PostgresRunnerLocks, RunnerLocks
+
+
+# The event store NOTIFYs this channel, its events table's name, on every append.
+EVENTS_CHANNEL = f"{ReleaseLedger.name.lower()}_events"
 
 
 def run_projections(services: Services, names: Sequence[str]) -> None:
     """Keep the named read models, default all, up to date until SIGTERM or SIGINT."""
     configure_logging()
     runner = Runner(
-        services.projector,
+        lambda: services.projector,
         runner_locks(services),
-        select_projections(services.projector.projections, names),
+        select_projections(all_projections(), names),
         runner_id=f"{socket.gethostname()}:{os.getpid()}",
         poll_interval=services.settings.projector_poll_interval,
     )
@@ -40,9 +46,7 @@ def runner_locks(services: Services) -> RunnerLocks:
     if settings.backend == "sqlite":
         return FileRunnerLocks(settings.sqlite_path)
     postgres = settings.postgres
-    return PostgresRunnerLocks(
-        postgres.conninfo, postgres.schema, services.ledger.recorder.channel_name
-    )
+    return PostgresRunnerLocks(postgres.conninfo, postgres.schema, EVENTS_CHANNEL)
 
 
 def select_projections(projections: Sequence[Projection], names: Sequence[str]

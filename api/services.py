@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ import psycopg
 
 from api.config import Settings
 from api.metrics import MeteredReleaseLedger
+from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
@@ -42,19 +44,43 @@ class Queries:
 
 
 class Services:
-    """The ledger for commands and the read models for queries."""
+    """The ledger for commands and the read models for queries.
+
+    Without `create_tables` the ledger is opened on first use, and again on
+    the next use if that failed, so a process started while PostgreSQL is
+    down runs, answers 503 meanwhile, and recovers when it returns.
+    """
 
     def __init__(self, settings: Settings, *, create_tables: bool = False) -> None:
         self.settings = settings
+        self._create_tables = create_tables
+        self._ledger: ReleaseLedger | None = None
+        self._projector: Projector | None = None
+        self._opening = threading.Lock()
         if create_tables and settings.backend == "postgresql":
             _create_schema(settings)
-        self.ledger = MeteredReleaseLedger(
-            env=settings.eventsourcing_env(create_table=create_tables)
-        )
         self.database = _open_database(settings)
-        self.projector = Projector(self.ledger, self.database, all_projections())
         if create_tables:
             self.projector.create_tables()
+
+    @property
+    def ledger(self) -> ReleaseLedger:
+        if self._ledger is None:
+            with self._opening:
+                if self._ledger is None:
+                    env = self.settings.eventsourcing_env(create_table=self._create_tables)
+                    self._ledger = MeteredReleaseLedger(env=env)
+        return self._ledger
+
+    @property
+    def projector(self) -> Projector:
+        if self._projector is None:
+            self._projector = Projector(self.ledger, self.database, all_projections())
+        return self._projector
+
+    @property
+    def ledger_is_open(self) -> bool:
+        return self._ledger is not None
 
     @contextmanager
     def read(self) -> Iterator[Queries]:
@@ -80,7 +106,8 @@ class Services:
 
     def close(self) -> None:
         self.database.close()
-        self.ledger.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
 
 def _open_database(settings: Settings) -> Database:

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from projections.database import UNAVAILABLE_ERRORS
 from projections.projection import Projection
@@ -36,12 +36,13 @@ class Runner:
     Wakes up on each notification of new events and, as a safety net
     against lost notifications, every `poll_interval` seconds. After a
     database error it drops its locks, waits with exponential backoff and
-    starts over.
+    starts over. `projector` returns the projector to use, and may raise a
+    database error while the database is down.
     """
 
     def __init__(
         self,
-        projector: Projector,
+        projector: Callable[[], Projector],
         locks: RunnerLocks,
         projections: Sequence[Projection],
         runner_id: str,
@@ -110,12 +111,13 @@ class Runner:
         for projection in self.projections:
             if projection.name not in self.held:
                 continue
-            head = self.projector.head()
+            projector = self.projector()
+            head = projector.head()
             position = -1
             while position < head and not self.stopping.is_set():
                 # The lock session may have ended since the last batch.
                 self.locks.check()
-                count, position = self.projector.apply_batch(projection, head)
+                count, position = projector.apply_batch(projection, head)
                 if count:
                     logger.debug(
                         "applied events",
