@@ -57,6 +57,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         entry.update(_extra_fields(record))
         if record.exc_info:
