@@ -34,6 +34,7 @@ STATUS_BY_ERROR: dict[type[LedgerError], str] = {
     PermissionDeniedError: falcon.HTTP_403,
 }
 RETRY_AFTER_SECONDS = 2
+RESULT_HEADERS = ("Link", "Location", "X-Ledger-Position")
 
 
 def register_error_handlers(app: falcon.App) -> None:
@@ -70,9 +71,7 @@ def handle_unavailable(
         "database unavailable",
         extra={"request_id": _request_id(req), "error": f"{type(error).__name__}: {error}"},
     )
-    resp.status = falcon.HTTP_503
-    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-    _write(resp, {"detail": "The database is unavailable; retry shortly."})
+    _unavailable(resp, "The database is unavailable; retry shortly.")
 
 
 def handle_catch_up_timeout(
@@ -83,17 +82,29 @@ def handle_catch_up_timeout(
         extra={"request_id": _request_id(req), "read_model": error.name,
                "position": error.position, "target": error.target},
     )
-    resp.status = falcon.HTTP_503
-    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-    _write(resp, {"detail": f"{error} Retry shortly."})
+    _unavailable(resp, f"{error} Retry shortly.")
 
 
 def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
 ) -> None:
     logger.exception("request failed", extra={"request_id": _request_id(req)})
+    _discard_result_headers(resp)
     resp.status = falcon.HTTP_500
     _write(resp, {"detail": f"Internal server error; request id {_request_id(req)}."})
+
+
+def _unavailable(resp: falcon.Response, detail: str) -> None:
+    _discard_result_headers(resp)
+    resp.status = falcon.HTTP_503
+    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+    _write(resp, {"detail": detail})
+
+
+def _discard_result_headers(resp: falcon.Response) -> None:
+    """Remove headers a resource set before failing; they describe a result not sent."""
+    for name in RESULT_HEADERS:
+        resp.delete_header(name)
 
 
 def _write(resp: falcon.Response, body: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import EnvType
 
 from api.config import DEFAULT_APPLICATION_NAME, libpq_connect_timeout
+from projections.postgres import RECONNECT_TIMEOUT_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +98,11 @@ class LedgerPostgresFactory(PostgresFactory):
         super().__init__(env)
         connect_timeout = float(self.env.get(self.POSTGRES_CONNECT_TIMEOUT) or 5)
         statement_timeout = float(self.env.get(self.POSTGRES_STATEMENT_TIMEOUT) or 0)
+        pool = self.datastore.pool
+        pool.reconnect_timeout = RECONNECT_TIMEOUT_SECONDS
         # The pool opens its first connections when the first recorder is
         # made, after this constructor, so they get these parameters too.
-        self.datastore.pool.kwargs.update(
+        pool.kwargs.update(
             connect_timeout=libpq_connect_timeout(connect_timeout),
             application_name=self.env.get(self.POSTGRES_APPLICATION_NAME)
             or DEFAULT_APPLICATION_NAME,

@@ -14,6 +14,12 @@ from psycopg_pool import ConnectionPool
 from projections.database import Cursor, Database, LockTimeoutError, Row
 
 
+# psycopg_pool retries a failed connection with doubling delays until this
+# many seconds have passed, then gives up until a request needs one. Its
+# default, 300 s, can leave a pool waiting a minute after the database is back.
+RECONNECT_TIMEOUT_SECONDS = 5.0
+
+
 class PostgresCursor(Cursor):
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
@@ -61,6 +67,7 @@ class PostgresDatabase(Database):
             timeout=timeout,
             kwargs={"row_factory": dict_row, "options": options},
             check=ConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             name="read-models",
             open=True,
         )
