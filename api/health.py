@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 
 class Readiness:
-    """200 when the database answers and every read model is within the lag bound.
+    """200 when the database responds and every read model is within the lag bound.
 
     Otherwise 503 with the reason in `detail` and a Retry-After header, so a
     load balancer sends requests to other hosts meanwhile.

@@ -1,7 +1,7 @@
 """Logging: JSON lines when output is not a terminal, readable lines when it is.
 
 Every line logged while a request is served carries its `request_id`,
-and bearer tokens are masked in every line, whoever logs it.
+and bearer tokens are masked in the lines of every logger.
 """
 
 from __future__ import annotations

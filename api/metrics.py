@@ -10,6 +10,7 @@ each scrape.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ from projections.postgres import PostgresDatabase
 
 if TYPE_CHECKING:
     from api.services import Services
+
+logger = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "unmatched"
 
@@ -123,15 +126,19 @@ class LedgerCollector(Collector):
         try:
             lags = self.services.projector.lags()
             active = self.services.active_runners()
-        except UNAVAILABLE_ERRORS:
+        except UNAVAILABLE_ERRORS as error:
+            logger.warning("metrics without database samples: database unavailable",
+                           extra={"error": f"{type(error).__name__}: {error}"})
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
+
         head = GaugeMetricFamily("ledger_head_position", "Position of the last ledger event.")
         head.add_metric([], lags[0].head if lags else 0)
         yield head
+
         position = GaugeMetricFamily(
             "ledger_read_model_position", "Last ledger position applied to the read model.",
             labels=["read_model"],
@@ -145,6 +152,7 @@ class LedgerCollector(Collector):
             lag.add_metric([item.name], item.events)
         yield position
         yield lag
+
         if active is not None:
             runner = GaugeMetricFamily(
                 "ledger_read_model_runner_active",

@@ -17,7 +17,6 @@ from projections.registry import all_projections
 from projections.runner import Runner
 from projections.runner_locks import FileRunnerLocks, PostgresRunnerLocks, RunnerLocks
 
-
 # The event store NOTIFYs this channel, its events table's name, on every append.
 EVENTS_CHANNEL = f"{ReleaseLedger.name.lower()}_events"
 

@@ -47,8 +47,8 @@ class Services:
     """The ledger for commands and the read models for queries.
 
     Without `create_tables` the ledger is opened on first use, and again on
-    the next use if that failed, so a process started while PostgreSQL is
-    down runs, answers 503 meanwhile, and recovers when it returns.
+    the next use if that failed. A process started while PostgreSQL is down
+    therefore runs, responds with 503 meanwhile, and recovers when it returns.
     """
 
     def __init__(self, settings: Settings, *, create_tables: bool = False) -> None:
@@ -89,8 +89,8 @@ class Services:
         Every event recorded before the call is visible to the queries, so a
         client always reads its own acknowledged writes, whichever process
         served them. Raises CatchUpTimeoutError when the read models cannot
-        reach that point within `settings.read_timeout`, rather than answer
-        from stale read models.
+        reach that point within `settings.read_timeout`, rather than query
+        stale read models.
         """
         self.projector.catch_up(deadline=time.monotonic() + self.settings.read_timeout)
         with self.database.transaction() as cursor:

@@ -13,7 +13,6 @@ from psycopg_pool import ConnectionPool
 
 from projections.database import Cursor, Database, LockTimeoutError, Row
 
-
 # psycopg_pool retries a failed connection with doubling delays until this
 # many seconds have passed, then gives up until a request needs one. Its
 # default, 300 s, can leave a pool waiting a minute after the database is back.

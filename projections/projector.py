@@ -101,8 +101,8 @@ class Projector:
 
         With `deadline` (a `time.monotonic()` value), raises
         CatchUpTimeoutError instead of waiting for a lock or starting a
-        batch after it; a batch already started still commits, so a
-        call can end up to one batch past the deadline.
+        batch after it. A batch already started still commits, so a call
+        can end up to one batch past the deadline.
         Returns the number of events applied by this call.
         """
         target = self.head() if target is None else target

@@ -1,9 +1,9 @@
 """A projector process: keeps read models up to date until it is stopped.
 
 Any number of runners may start, on any number of hosts. For each read
-model one of them holds its runner lock and applies new events; the others
-stand by and try the lock every poll interval, so one takes over within
-about that interval after the active runner's session ends. Every batch
+model one of them holds its runner lock and applies new events. The others
+stand by and try the lock every poll interval, so one of them takes over
+within about that interval after the active runner's session ends. Every batch
 still runs under the projector's transaction lock and re-reads the
 position it starts from, so no event is applied twice or skipped even
 while a runner that lost its lock has not noticed yet.

@@ -3,7 +3,7 @@
 A runner holds one lock per read model for as long as it is active. On
 PostgreSQL the lock is a session-level advisory lock on a connection used
 for nothing else, so it is released when that session ends, also when
-the process is killed with SIGKILL or its host stops answering TCP
+the process is killed with SIGKILL or its host stops responding to TCP
 keepalives. The same connection LISTENs on the event store's channel.
 On SQLite, which serves one host, the lock is an flock on a file beside
 the database, released by the kernel when the process exits.
@@ -36,7 +36,7 @@ class RunnerLocks(ABC):
 
     @abstractmethod
     def connect(self) -> None:
-        """Open what the locks need; holds no lock yet."""
+        """Open what the locks need, without taking any lock."""
 
     @abstractmethod
     def try_acquire(self, name: str) -> bool:
@@ -70,9 +70,9 @@ class PostgresRunnerLocks(RunnerLocks):
         self.connection = psycopg.connect(
             self.conninfo, autocommit=True, options=TCP_KEEPALIVE_OPTIONS
         )
-        # NOTIFY channels are per database, not per schema, so runners of
-        # other schemas in the same database wake this one up too; that
-        # costs one empty catch-up each.
+        # NOTIFY channels are per database, not per schema. Runners of other
+        # schemas in the same database therefore wake this one up too, at
+        # the cost of one empty catch-up each.
         self.connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
 
     def try_acquire(self, name: str) -> bool:

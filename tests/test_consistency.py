@@ -27,7 +27,7 @@ def impatient(settings):
         services.close()
 
 
-def test_read_answers_503_while_read_models_are_locked(settings, impatient):
+def test_read_503_while_read_models_locked(settings, impatient):
     world = build_world(impatient)
     client = falcon.testing.TestClient(create_app(impatient.settings, impatient))
     other = _open_database(settings)
@@ -50,7 +50,7 @@ def test_read_answers_503_while_read_models_are_locked(settings, impatient):
     assert recovered.status_code == 200
 
 
-def test_read_never_serves_read_models_behind_its_start(impatient):
+def test_catch_up_past_deadline_raises(impatient):
     build_world(impatient)
     head = impatient.projector.head()
 
@@ -62,7 +62,7 @@ def test_read_never_serves_read_models_behind_its_start(impatient):
     assert set(positions(impatient.database).values()) == {0}
 
 
-def test_write_on_one_process_is_read_on_another(settings, services, world):
+def test_write_visible_to_other_process(settings, services, world):
     other = Services(settings)
     writer = falcon.testing.TestClient(create_app(settings, services))
     reader = falcon.testing.TestClient(create_app(settings, other))

@@ -31,7 +31,7 @@ def json_lines(log: str) -> list[dict]:
     return [json.loads(line) for line in log.splitlines()]
 
 
-def test_projector_killed_mid_burst_leaves_read_models_exact(settings, services, world,
+def test_projector_kill_keeps_read_models_exact(settings, services, world,
                                                              tmp_path):
     token = world.tokens["superuser"]
     with projector(settings, env=SMALL_POOLS) as first:
@@ -104,7 +104,7 @@ def post_release(url: str, token: str, version: str) -> int | None:
 
 
 def create_until_answered(url: str, token: str, version: str) -> list[int | None]:
-    """POST until the server answers 201 or 208, as a deploy script retrying would."""
+    """POST until the server responds with 201 or 208, as a retrying deploy script would."""
     statuses: list[int | None] = []
     while not statuses or statuses[-1] not in (201, 208):
         assert len(statuses) < 20, statuses
@@ -114,7 +114,7 @@ def create_until_answered(url: str, token: str, version: str) -> list[int | None
     return statuses
 
 
-def test_workers_killed_mid_request_lose_no_acknowledged_write(settings, services, world):
+def test_worker_kill_loses_no_acknowledged_write(settings, services, world):
     token = world.tokens["superuser"]
     answers: dict[str, list[int | None]] = {}
 
@@ -148,7 +148,7 @@ def signal_worker(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def test_create_acknowledged_then_worker_killed_is_answered_208(backend, settings, services,
+def test_create_retried_after_worker_kill_gets_208(backend, settings, services,
                                                                world):
     if backend == "sqlite":
         pytest.skip("On SQLite the read-model lock also blocks the append itself.")

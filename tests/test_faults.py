@@ -52,7 +52,7 @@ def check_unavailable(status: int, headers: dict[str, str], body: object) -> Non
     assert isinstance(body["detail"], str)
 
 
-def test_ended_sessions_answer_503_then_recover(backend, settings, services, world, tmp_path):
+def test_ended_sessions_503_then_recover(backend, settings, services, world, tmp_path):
     if backend == "sqlite":
         pytest.skip("SQLite has no sessions to end.")
     name = f"web-{settings.postgres.schema}"
@@ -116,7 +116,7 @@ def own_postgres():
         server.remove()
 
 
-def test_database_restart_answers_503_then_recovers(own_postgres):
+def test_database_restart_503_then_recovers(own_postgres):
     settings = Settings(database_url=f"{own_postgres.url}?schema=ledger", db_connect_timeout=2)
     env = {**SMALL_POOLS, "LEDGER_DB_CONNECT_TIMEOUT": "2"}
     services = Services(settings, create_tables=True)

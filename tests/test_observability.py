@@ -42,7 +42,7 @@ def test_readyz_reports_read_model_positions(client, services, world):
     assert response.json["readModels"]["releases_v1"] == {"position": head, "lag": 0}
 
 
-def test_readyz_answers_503_when_read_models_lag(settings):
+def test_readyz_503_when_read_models_lag(settings):
     strict = dataclasses.replace(settings, ready_max_lag=0)
     services = Services(strict, create_tables=True)
     try:
@@ -60,7 +60,7 @@ def test_readyz_answers_503_when_read_models_lag(settings):
     assert "more than 0" in response.json["detail"]
 
 
-def test_healthz_answers_while_readyz_reports_database_down(settings, tmp_path):
+def test_readyz_503_when_database_down(settings, tmp_path):
     if settings.backend == "sqlite":
         # A folder where the database file should be cannot be opened.
         down = dataclasses.replace(settings, database_url=f"sqlite:///{tmp_path}")
@@ -74,6 +74,7 @@ def test_healthz_answers_while_readyz_reports_database_down(settings, tmp_path):
         health = client.simulate_get("/healthz")
         ready = client.simulate_get("/readyz")
         api = client.simulate_get(R, headers={"Authorization": f"Bearer {TOKEN}"})
+        metrics = samples(client.simulate_get("/metrics").text)
     finally:
         services.close()
 
@@ -83,9 +84,10 @@ def test_healthz_answers_while_readyz_reports_database_down(settings, tmp_path):
     assert api.status_code == 503
     assert api.headers["retry-after"] == "2"
     assert list(api.json) == ["detail"]
+    assert metrics[("ledger_database_up", ())] == 0
 
 
-def test_metrics_count_requests_events_and_read_models(backend, client, services, world):
+def test_metrics_cover_requests_events_read_models(backend, client, services, world):
     client.simulate_post(R, json=release_body("4.0.0"), headers=world.headers())
     client.simulate_get(f"{R}4.0.0/", headers=world.headers())
 
@@ -135,7 +137,7 @@ def log_lines():
         root.setLevel(previous)
 
 
-def test_every_log_line_of_a_request_carries_its_id(settings, services, log_lines):
+def test_request_log_lines_carry_request_id(settings, services, log_lines):
     app = create_app(settings, services)
     app.add_route("/logging", LoggingResource())
     client = falcon.testing.TestClient(app)
@@ -153,7 +155,7 @@ def test_every_log_line_of_a_request_carries_its_id(settings, services, log_line
     ]
 
 
-def test_tokens_are_masked_in_logs(client, log_lines):
+def test_logs_mask_tokens(client, log_lines):
     client.simulate_get(R, headers={"Authorization": f"Bearer {TOKEN}"})
     logging.getLogger("tests").warning("header was Bearer opaque-secret-1 and %s", TOKEN)
     logging.getLogger("tests").warning("failed", extra={"error": f"bad token {TOKEN}"})

@@ -47,7 +47,7 @@ def wait_until(condition, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_runner_applies_new_events_without_any_read(services):
+def test_runner_applies_events_without_reads(services):
     with running(services) as runner:
         wait_until(lambda: runner.held == set(NAMES))
         build_world(services)
@@ -59,7 +59,7 @@ def test_runner_applies_new_events_without_any_read(services):
     assert runner.held == set()
 
 
-def test_runner_wakes_on_notification_before_its_poll(backend, services):
+def test_runner_wakes_on_notification(backend, services):
     if backend == "sqlite":
         pytest.skip("SQLite has no notifications; runners poll it.")
     with running(services, poll_interval=60) as runner:
@@ -71,7 +71,7 @@ def test_runner_wakes_on_notification_before_its_poll(backend, services):
         wait_for_positions(services, head, timeout=5)
 
 
-def test_second_runner_stands_by_then_takes_over(settings, services):
+def test_standby_runner_takes_over(settings, services):
     standby_services = Services(settings)
     try:
         with running(services) as active:
@@ -91,7 +91,7 @@ def test_second_runner_stands_by_then_takes_over(settings, services):
     assert held_while_active == set()
 
 
-def test_runner_reconnects_after_its_sessions_end(backend, settings, caplog):
+def test_runner_reconnects_after_sessions_end(backend, settings, caplog):
     if backend == "sqlite":
         pytest.skip("SQLite has no sessions to end.")
     name = f"runner-{settings.postgres.schema}"
@@ -126,7 +126,7 @@ def terminate_sessions(settings, application_name: str) -> int:
     return len(rows)
 
 
-def test_select_projections_rejects_unknown_read_model():
+def test_select_rejects_unknown_read_model():
     with pytest.raises(InvalidRequestError) as raised:
         select_projections(all_projections(), ["releases_v1", "nope_v1"])
 
@@ -135,7 +135,7 @@ def test_select_projections_rejects_unknown_read_model():
 
 
 @pytest.mark.slow
-def test_projector_command_stops_cleanly_on_sigterm(settings, services):
+def test_projector_stops_cleanly_on_sigterm(settings, services):
     with projector(settings, "releases_v1") as process:
         process.wait_for("running read model")
         build_world(services)
@@ -155,7 +155,7 @@ def test_projector_command_stops_cleanly_on_sigterm(settings, services):
 
 
 @pytest.mark.slow
-def test_projector_command_fails_on_unknown_read_model(settings, services):
+def test_projector_fails_on_unknown_name(settings, services):
     result = subprocess.run(
         [str(BIN / "release-ledger"), "projections", "run", "nope_v1"], cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "LEDGER_DATABASE_URL": settings.database_url},
