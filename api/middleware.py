@@ -33,9 +33,10 @@ class RequestIdMiddleware:
         if resp.status_code == 204:
             # A 204 carries no body, so it carries no Content-Type either.
             resp.content_type = None
-        elif getattr(resp.context, "keep_content_type", False):
-            pass
-        elif resp.content_type is None or resp.content_type.startswith("text/"):
+        elif not getattr(resp.context, "keep_content_type", False) and (
+            resp.content_type is None or resp.content_type.startswith("text/")
+        ):
+            # Only a resource that sets keep_content_type (GET /metrics) serves text.
             resp.content_type = falcon.MEDIA_JSON
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
         logger.info(

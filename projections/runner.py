@@ -25,7 +25,7 @@ from projections.runner_locks import RunnerLocks
 logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.5
-MAX_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 10.0
 # How often a wait checks whether the runner was asked to stop.
 STOP_CHECK_SECONDS = 0.25
 
