@@ -15,9 +15,11 @@ from api.config import Settings
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
 from api.files import ReleaseFileCollection, ReleaseFileDetail
+from api.health import Readiness
 from api.hooks.resources import ProjectHookToken, ReleaseHook
 from api.issues import IssueCollection, IssueDetail, ResolvedIssues
 from api.logs import configure_logging
+from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import RequestIdMiddleware
 from api.organizations import (
     Index,
@@ -44,7 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or Settings.from_environ()
     configure_logging()
     services = services or Services(settings)
-    app = falcon.App(middleware=[RequestIdMiddleware()])
+    app = falcon.App(middleware=[RequestIdMiddleware(), MetricsMiddleware(services)])
     app.req_options.strip_url_path_trailing_slash = False
     register_error_handlers(app)
     add_routes(app, services)
@@ -56,6 +58,8 @@ def add_routes(app: falcon.App, services: Services) -> None:
     release = ReleaseDetail(services)
     commits = ReleaseCommits(services)
     app.add_route("/healthz", Health())
+    app.add_route("/readyz", Readiness(services))
+    app.add_route("/metrics", Metrics(services))
     app.add_route("/api/0/", Index(services))
     app.add_route("/api/0/organizations/", OrganizationCollection(services))
     app.add_route(f"{ORG}/teams/", TeamCollection(services))

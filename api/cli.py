@@ -20,6 +20,7 @@ from eventsourcing.persistence import PersistenceError
 from api.audit_commands import add_audit_commands
 from api.config import ConfigurationError, Settings
 from api.files import remove_unused_blobs
+from api.projector import run_projections
 from api.services import Services
 from domain.cause import Cause
 from domain.directory import ROLES, SCOPES
@@ -121,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     _command(blobs, "collect", collect_blobs,
              "remove stored file contents that no release file refers to")
     add_audit_commands(commands)
+    projections = _group(commands, "projections", "manage read models")
+    run_parser = _command(projections, "run", run_projections_command,
+                          "keep read models up to date until SIGTERM or Ctrl-C")
+    run_parser.add_argument("names", nargs="*", metavar="NAME",
+                            help="read models to keep up to date; default all")
     return parser
 
 
@@ -130,6 +136,10 @@ def migrate(services: Services, args: argparse.Namespace, cause: Cause) -> None:
         print(f"Linked {linked} events recorded before the hash chain existed.")
     caught_up = services.projector.catch_up()
     print(f"Tables are ready; {caught_up} events applied to the read models.")
+
+
+def run_projections_command(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    run_projections(services, args.names)
 
 
 def create_user(services: Services, args: argparse.Namespace, cause: Cause) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ DEFAULT_BLOB_DIR = "var/blobs"
 DEFAULT_MAX_FILE_BYTES = 40 * 1024 * 1024
 # Recorders that bind every event into the hash chain as it is recorded.
 SQLITE_RECORDER_TOPIC = "chain.sqlite:ChainedSQLiteApplicationRecorder"
-POSTGRES_RECORDER_TOPIC = "chain.postgres:ChainedPostgresApplicationRecorder"
+DEFAULT_APPLICATION_NAME = "release-ledger"
 
 
 class ConfigurationError(ValueError):
@@ -28,14 +29,35 @@ class Settings:
     """Everything the service reads from its environment.
 
     LEDGER_DATABASE_URL   sqlite:///relative/path, sqlite:////absolute/path, or
-                          postgresql://user:password@host:port/dbname?schema=name
+                          postgresql://user:password@host:port/dbname?schema=name;
+                          add &application_name=NAME to name the sessions in
+                          pg_stat_activity (default release-ledger)
     PORT                  the port `make run` and gunicorn listen on
     LEDGER_PUBLIC_URL     the base URL printed for sentry-cli, default from PORT
     LEDGER_POOL_SIZE      PostgreSQL connections each process keeps open, per pool
-    LEDGER_POOL_MAX       PostgreSQL connections each pool may open at most
+    LEDGER_POOL_MAX       PostgreSQL connections each pool may open at most; every
+                          process has two pools (events, read models), and a
+                          projector also holds one connection for locks and LISTEN
     LEDGER_MAX_BODY_BYTES the largest JSON request body accepted
     LEDGER_BLOB_DIR       the folder that stores release file contents, default var/blobs
     LEDGER_MAX_FILE_BYTES the largest release file accepted, default 40 MiB
+
+    Time bounds, in seconds (fractions allowed), kept well under gunicorn's
+    WEB_TIMEOUT so that a request answers 503 before its worker is killed:
+
+    LEDGER_DB_CONNECT_TIMEOUT   how long opening a PostgreSQL connection, or
+                                waiting for a free one in a pool, may take (3)
+    LEDGER_DB_STATEMENT_TIMEOUT how long one PostgreSQL statement, or the wait
+                                for the ledger's append lock, may take (10)
+    LEDGER_READ_TIMEOUT         how long a read waits for the read models to reach
+                                the ledger position current when it started (5)
+    LEDGER_READY_MAX_LAG        events a read model may be behind the ledger
+                                before GET /readyz answers 503 (1000)
+    LEDGER_PROJECTOR_POLL_INTERVAL  how often a projector checks the ledger and
+                                the read-model locks without a notification (1)
+
+    PROMETHEUS_MULTIPROC_DIR    the folder where gunicorn workers share metrics;
+                                gunicorn.conf.py makes a temporary one when unset
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -46,6 +68,12 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     blob_dir: str = DEFAULT_BLOB_DIR
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    db_connect_timeout: float = 3.0
+    db_statement_timeout: float = 10.0
+    read_timeout: float = 5.0
+    ready_max_lag: int = 1000
+    projector_poll_interval: float = 1.0
+    metrics_dir: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +88,12 @@ class Settings:
             max_body_bytes=_integer(environ, "LEDGER_MAX_BODY_BYTES", 1024 * 1024),
             blob_dir=environ.get("LEDGER_BLOB_DIR") or DEFAULT_BLOB_DIR,
             max_file_bytes=_integer(environ, "LEDGER_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
+            db_connect_timeout=_seconds(environ, "LEDGER_DB_CONNECT_TIMEOUT", 3.0),
+            db_statement_timeout=_seconds(environ, "LEDGER_DB_STATEMENT_TIMEOUT", 10.0),
+            read_timeout=_seconds(environ, "LEDGER_READ_TIMEOUT", 5.0),
+            ready_max_lag=_integer(environ, "LEDGER_READY_MAX_LAG", 1000),
+            projector_poll_interval=_seconds(environ, "LEDGER_PROJECTOR_POLL_INTERVAL", 1.0),
+            metrics_dir=environ.get("PROMETHEUS_MULTIPROC_DIR", ""),
         )
 
     @property
@@ -93,6 +127,8 @@ class Settings:
             user=unquote(parts.username or "") or "postgres",
             password=unquote(parts.password or ""),
             schema=query.get("schema", ["public"])[0],
+            application_name=query.get("application_name", [DEFAULT_APPLICATION_NAME])[0],
+            connect_timeout=self.db_connect_timeout,
         )
 
     def eventsourcing_env(self, *, create_table: bool) -> dict[str, str]:
@@ -109,7 +145,7 @@ class Settings:
             return env
         postgres = self.postgres
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres",
+            PERSISTENCE_MODULE="api.event_store:LedgerPostgresFactory",
             POSTGRES_HOST=postgres.host,
             POSTGRES_PORT=str(postgres.port),
             POSTGRES_DBNAME=postgres.dbname,
@@ -118,10 +154,13 @@ class Settings:
             POSTGRES_SCHEMA=postgres.schema,
             POSTGRES_POOL_SIZE=str(self.pool_size),
             POSTGRES_MAX_OVERFLOW=str(max(self.pool_max - self.pool_size, 0)),
-            POSTGRES_CONNECT_TIMEOUT="10",
-            POSTGRES_LOCK_TIMEOUT="10",
+            # The library takes whole seconds for the pool checkout timeout.
+            POSTGRES_CONNECT_TIMEOUT=str(max(math.ceil(self.db_connect_timeout), 1)),
+            POSTGRES_STATEMENT_TIMEOUT=str(self.db_statement_timeout),
+            # The wait for the append lock, also in whole seconds.
+            POSTGRES_LOCK_TIMEOUT=str(max(math.ceil(self.db_statement_timeout), 1)),
+            POSTGRES_APPLICATION_NAME=postgres.application_name,
             POSTGRES_PRE_PING="y",
-            APPLICATION_RECORDER_TOPIC=POSTGRES_RECORDER_TOPIC,
         )
         return env
 
@@ -134,6 +173,8 @@ class PostgresSettings:
     user: str
     password: str
     schema: str
+    application_name: str = DEFAULT_APPLICATION_NAME
+    connect_timeout: float = 3.0
 
     @property
     def conninfo(self) -> str:
@@ -143,8 +184,27 @@ class PostgresSettings:
             dbname=self.dbname,
             user=self.user,
             password=self.password,
-            connect_timeout=10,
+            application_name=self.application_name,
+            connect_timeout=libpq_connect_timeout(self.connect_timeout),
         )
+
+
+def libpq_connect_timeout(seconds: float) -> int:
+    """Return libpq's connect_timeout: whole seconds, and libpq treats 1 as 2."""
+    return max(math.ceil(seconds), 2)
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} is not a number of seconds.") from None
+    if not seconds > 0:
+        raise ConfigurationError(f"{name}={value!r} must be more than 0 seconds.")
+    return seconds
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from typing import Any
 
 import falcon
-import psycopg
-import psycopg_pool
-from eventsourcing.persistence import OperationalError as LedgerOperationalError
 
 from domain.errors import (
     AlreadyExistsError,
@@ -26,6 +22,8 @@ from domain.errors import (
     PermissionDeniedError,
     ReferencedError,
 )
+from projections.database import UNAVAILABLE_ERRORS
+from projections.projector import CatchUpTimeoutError
 
 logger = logging.getLogger("api")
 
@@ -37,13 +35,8 @@ STATUS_BY_ERROR: dict[type[LedgerError], str] = {
     PermissionDeniedError: falcon.HTTP_403,
     ReferencedError: falcon.HTTP_400,
 }
-UNAVAILABLE_ERRORS = (
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    LedgerOperationalError,
-    sqlite3.OperationalError,
-)
 RETRY_AFTER_SECONDS = 2
+RESULT_HEADERS = ("Link", "Location", "X-Ledger-Position")
 
 
 def register_error_handlers(app: falcon.App) -> None:
@@ -52,6 +45,7 @@ def register_error_handlers(app: falcon.App) -> None:
     app.add_error_handler(LedgerError, handle_ledger_error)
     for error_class in UNAVAILABLE_ERRORS:
         app.add_error_handler(error_class, handle_unavailable)
+    app.add_error_handler(CatchUpTimeoutError, handle_catch_up_timeout)
 
 
 def serialize_http_error(
@@ -79,17 +73,40 @@ def handle_unavailable(
         "database unavailable",
         extra={"request_id": _request_id(req), "error": f"{type(error).__name__}: {error}"},
     )
-    resp.status = falcon.HTTP_503
-    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
-    _write(resp, {"detail": "The database is unavailable; retry shortly."})
+    _unavailable(resp, "The database is unavailable; retry shortly.")
+
+
+def handle_catch_up_timeout(
+    req: falcon.Request, resp: falcon.Response, error: CatchUpTimeoutError, params: dict[str, Any]
+) -> None:
+    logger.warning(
+        "read models behind",
+        extra={"request_id": _request_id(req), "read_model": error.name,
+               "position": error.position, "target": error.target},
+    )
+    _unavailable(resp, f"{error} Retry shortly.")
 
 
 def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
 ) -> None:
     logger.exception("request failed", extra={"request_id": _request_id(req)})
+    _discard_result_headers(resp)
     resp.status = falcon.HTTP_500
     _write(resp, {"detail": f"Internal server error; request id {_request_id(req)}."})
+
+
+def _unavailable(resp: falcon.Response, detail: str) -> None:
+    _discard_result_headers(resp)
+    resp.status = falcon.HTTP_503
+    resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+    _write(resp, {"detail": detail})
+
+
+def _discard_result_headers(resp: falcon.Response) -> None:
+    """Remove headers a resource set before failing; they describe a result not sent."""
+    for name in RESULT_HEADERS:
+        resp.delete_header(name)
 
 
 def _write(resp: falcon.Response, body: dict[str, Any]) -> None:

@@ -9,6 +9,8 @@ import uuid
 
 import falcon
 
+from api.logs import current_request_id
+
 logger = logging.getLogger("api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -21,6 +23,7 @@ class RequestIdMiddleware:
         given = req.get_header("X-Request-ID") or ""
         req.context.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         req.context.started = time.perf_counter()
+        req.context.log_context = current_request_id.set(req.context.request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
@@ -30,10 +33,13 @@ class RequestIdMiddleware:
         if resp.status_code == 204:
             # A 204 carries no body, so it carries no Content-Type either.
             resp.content_type = None
-        elif resp.stream is None and (
-            resp.content_type is None or resp.content_type.startswith("text/")
+        elif (
+            resp.stream is None
+            and not getattr(resp.context, "keep_content_type", False)
+            and (resp.content_type is None or resp.content_type.startswith("text/"))
         ):
-            # A streamed body, such as a downloaded file, keeps its own type.
+            # Streamed bodies such as downloads keep their type, and so does
+            # a resource that sets keep_content_type (GET /metrics serves text).
             resp.content_type = falcon.MEDIA_JSON
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
         logger.info(
@@ -46,3 +52,6 @@ class RequestIdMiddleware:
                 "duration_ms": round(elapsed * 1000, 1),
             },
         )
+        log_context = getattr(req.context, "log_context", None)
+        if log_context is not None:
+            current_request_id.reset(log_context)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import psycopg
 
 from api.blobs import BlobStore, LocalBlobStore
 from api.config import Settings
+from api.metrics import MeteredReleaseLedger
 from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
 from projections.audit import AuditQueries
@@ -23,6 +26,7 @@ from projections.postgres import PostgresDatabase
 from projections.projector import Projector
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries
+from projections.runner_locks import active_runners
 from projections.sqlite import SQLiteDatabase
 from projections.timeline import ReleasesAt
 
@@ -65,18 +69,44 @@ class Queries:
 
 
 class Services:
-    """The ledger for commands, the read models for queries, the blob store for file contents."""
+    """The ledger for commands, the read models for queries, the blob store for file contents.
+
+    Without `create_tables` the ledger is opened on first use, and again on
+    the next use if that failed. A process started while PostgreSQL is down
+    therefore runs, responds with 503 meanwhile, and recovers when it returns.
+    """
 
     def __init__(self, settings: Settings, *, create_tables: bool = False) -> None:
         self.settings = settings
+        self._create_tables = create_tables
+        self._ledger: ReleaseLedger | None = None
+        self._projector: Projector | None = None
+        self._opening = threading.Lock()
         if create_tables and settings.backend == "postgresql":
             _create_schema(settings)
-        self.ledger = ReleaseLedger(env=settings.eventsourcing_env(create_table=create_tables))
         self.database = _open_database(settings)
-        self.projector = Projector(self.ledger, self.database, all_projections())
         self.blobs: BlobStore = LocalBlobStore(Path(settings.blob_dir))
         if create_tables:
             self.projector.create_tables()
+
+    @property
+    def ledger(self) -> ReleaseLedger:
+        if self._ledger is None:
+            with self._opening:
+                if self._ledger is None:
+                    env = self.settings.eventsourcing_env(create_table=self._create_tables)
+                    self._ledger = MeteredReleaseLedger(env=env)
+        return self._ledger
+
+    @property
+    def projector(self) -> Projector:
+        if self._projector is None:
+            self._projector = Projector(self.ledger, self.database, all_projections())
+        return self._projector
+
+    @property
+    def ledger_is_open(self) -> bool:
+        return self._ledger is not None
 
     @contextmanager
     def read(self) -> Iterator[Queries]:
@@ -84,15 +114,26 @@ class Services:
 
         Every event recorded before the call is visible to the queries, so a
         client always reads its own acknowledged writes, whichever process
-        served them.
+        served them. Raises CatchUpTimeoutError when the read models cannot
+        reach that point within `settings.read_timeout`, rather than query
+        stale read models.
         """
-        self.projector.catch_up()
+        self.projector.catch_up(deadline=time.monotonic() + self.settings.read_timeout)
         with self.database.transaction() as cursor:
             yield Queries(cursor)
 
+    def active_runners(self) -> set[str] | None:
+        """Return the read models that a projector process runs; None on SQLite."""
+        if not isinstance(self.database, PostgresDatabase):
+            return None
+        names = [projection.name for projection in self.projector.projections]
+        with self.database.transaction() as cursor:
+            return active_runners(cursor, self.database.schema, names)
+
     def close(self) -> None:
         self.database.close()
-        self.ledger.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
 
 def _open_database(settings: Settings) -> Database:
@@ -104,6 +145,8 @@ def _open_database(settings: Settings) -> Database:
         postgres.schema,
         min_size=settings.pool_size,
         max_size=settings.pool_max,
+        timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
 
 

@@ -1,6 +1,6 @@
 """The PostgreSQL application recorder that keeps the hash chain.
 
-Select it with APPLICATION_RECORDER_TOPIC=chain.postgres:ChainedPostgresApplicationRecorder.
+api.event_store combines it with bounded retries into the recorder the service uses.
 """
 
 from __future__ import annotations

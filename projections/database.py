@@ -6,12 +6,33 @@ that both databases share; each backend adapts placeholders and locking.
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+import psycopg
+import psycopg_pool
+from eventsourcing.persistence import InterfaceError as LedgerInterfaceError
+from eventsourcing.persistence import OperationalError as LedgerOperationalError
+
 Row = dict[str, Any]
+
+# Errors raised while a database is down, restarting, unreachable or out of
+# connections, by the read models' drivers and by the event store.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg_pool.PoolTimeout,
+    LedgerOperationalError,
+    LedgerInterfaceError,
+    sqlite3.OperationalError,
+)
+
+
+class LockTimeoutError(TimeoutError):
+    """Raised when a transaction's lock wait exceeds its `lock_timeout`."""
 
 
 class Cursor(ABC):
@@ -36,11 +57,15 @@ class Database(ABC):
     dialect: str
 
     @abstractmethod
-    def transaction(self, *, write: bool = False) -> AbstractContextManager[Cursor]:
+    def transaction(
+        self, *, write: bool = False, lock_timeout: float | None = None
+    ) -> AbstractContextManager[Cursor]:
         """Open a transaction that commits on success and rolls back on error.
 
         A write transaction on SQLite takes the database's write lock at
-        once, so two writers never interleave.
+        once, so two writers never interleave. With `lock_timeout` (seconds),
+        every lock wait in the transaction, that write lock and `lock()`
+        included, raises LockTimeoutError once it lasts longer.
         """
 
     @abstractmethod

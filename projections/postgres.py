@@ -11,7 +11,12 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from projections.database import Cursor, Database, Row
+from projections.database import Cursor, Database, LockTimeoutError, Row
+
+# psycopg_pool retries a failed connection with doubling delays until this
+# many seconds have passed, then gives up until a request needs one. Its
+# default, 300 s, can leave a pool waiting a minute after the database is back.
+RECONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class PostgresCursor(Cursor):
@@ -45,34 +50,52 @@ class PostgresDatabase(Database):
         min_size: int = 1,
         max_size: int = 4,
         timeout: float = 10.0,
+        statement_timeout: float = 0,
     ) -> None:
         self.schema = schema
+        options = (
+            f"-c search_path={schema} -c idle_in_transaction_session_timeout=30000"
+            f" -c statement_timeout={int(statement_timeout * 1000)}"
+        )
+        # `timeout` bounds the wait for a free connection; the check finds
+        # connections that a database restart closed before they are used.
         self.pool = ConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={
-                "row_factory": dict_row,
-                "options": f"-c search_path={schema} -c idle_in_transaction_session_timeout=30000",
-            },
+            kwargs={"row_factory": dict_row, "options": options},
+            check=ConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
+            name="read-models",
             open=True,
         )
 
     @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
-        with (
-            self.pool.connection() as connection,
-            connection.transaction(),
-            connection.cursor() as cursor,
-        ):
-            if not write:
-                # Every query of one read sees the same committed state.
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield PostgresCursor(cursor)
+    def transaction(
+        self, *, write: bool = False, lock_timeout: float | None = None
+    ) -> Iterator[Cursor]:
+        try:
+            with (
+                self.pool.connection() as connection,
+                connection.transaction(),
+                connection.cursor() as cursor,
+            ):
+                if not write:
+                    # Every query of one read sees the same committed state.
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if lock_timeout is not None:
+                    cursor.execute(
+                        f"SET LOCAL lock_timeout = {max(int(lock_timeout * 1000), 1)}"
+                    )
+                yield PostgresCursor(cursor)
+        except psycopg.errors.LockNotAvailable as error:
+            raise LockTimeoutError(f"Lock wait exceeded {lock_timeout} s.") from error
 
     def lock(self, cursor: Cursor, name: str) -> None:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, name),))
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key(self.schema, name),)
+        )
 
     def table_names(self, cursor: Cursor) -> set[str]:
         rows = cursor.execute(
@@ -85,7 +108,7 @@ class PostgresDatabase(Database):
         self.pool.close()
 
 
-def _lock_key(schema: str, name: str) -> int:
+def advisory_lock_key(schema: str, name: str) -> int:
     """Map a schema and lock name to a signed 64-bit advisory lock key."""
     digest = zlib.crc32(f"{schema}.{name}".encode())
     return digest - (1 << 31)

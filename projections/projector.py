@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from eventsourcing.application import Application
 
-from projections.database import Cursor, Database
+from projections.database import Cursor, Database, LockTimeoutError
 from projections.projection import Projection
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,18 @@ CREATE_POSITIONS = (
     " updated_at TEXT NOT NULL)"
 )
 DEFAULT_BATCH_SIZE = 1000
+
+
+class CatchUpTimeoutError(TimeoutError):
+    """Raised when a read model cannot reach a ledger position before a deadline."""
+
+    def __init__(self, name: str, position: int, target: int) -> None:
+        super().__init__(
+            f"Read model {name} is at ledger position {position}, behind {target}."
+        )
+        self.name = name
+        self.position = position
+        self.target = target
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,13 @@ class Projector:
         positions = self.positions()
         return [Lag(p.name, positions.get(p.name, 0), head) for p in self.projections]
 
-    def catch_up(self, target: int | None = None) -> int:
+    def catch_up(self, target: int | None = None, deadline: float | None = None) -> int:
         """Apply events until every read model has reached `target`, default the head.
 
+        With `deadline` (a `time.monotonic()` value), raises
+        CatchUpTimeoutError instead of waiting for a lock or starting a
+        batch after it. A batch already started still commits, so a call
+        can end up to one batch past the deadline.
         Returns the number of events applied by this call.
         """
         target = self.head() if target is None else target
@@ -95,12 +111,26 @@ class Projector:
         for projection in self.projections:
             position = positions.get(projection.name, 0)
             while position < target:
-                count, position = self._apply_batch(projection, target)
+                lock_timeout = None
+                if deadline is not None:
+                    lock_timeout = deadline - time.monotonic()
+                    if lock_timeout <= 0:
+                        raise CatchUpTimeoutError(projection.name, position, target)
+                try:
+                    count, position = self.apply_batch(projection, target, lock_timeout)
+                except LockTimeoutError:
+                    raise CatchUpTimeoutError(projection.name, position, target) from None
                 applied += count
         return applied
 
-    def _apply_batch(self, projection: Projection, target: int) -> tuple[int, int]:
-        with self.database.transaction(write=True) as cursor:
+    def apply_batch(
+        self, projection: Projection, target: int, lock_timeout: float | None = None
+    ) -> tuple[int, int]:
+        """Apply the next batch of events up to `target` to one read model.
+
+        Returns the number of events applied and the read model's new position.
+        """
+        with self.database.transaction(write=True, lock_timeout=lock_timeout) as cursor:
             self.database.lock(cursor, projection.name)
             position = self._position(cursor, projection.name)
             if position >= target:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from projections.database import Cursor, Database, Row
+from projections.database import Cursor, Database, LockTimeoutError, Row
 
 BUSY_TIMEOUT_SECONDS = 30
 
@@ -61,15 +61,32 @@ class SQLiteDatabase(Database):
         return connection
 
     @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
+    def transaction(
+        self, *, write: bool = False, lock_timeout: float | None = None
+    ) -> Iterator[Cursor]:
         connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if lock_timeout is None:
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        else:
+            self._begin_within(connection, write, lock_timeout)
         try:
             yield SQLiteCursor(connection.cursor())
         except BaseException:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    @staticmethod
+    def _begin_within(connection: sqlite3.Connection, write: bool, lock_timeout: float) -> None:
+        connection.execute(f"PRAGMA busy_timeout = {max(int(lock_timeout * 1000), 1)}")
+        try:
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error):
+                raise LockTimeoutError(f"Lock wait exceeded {lock_timeout} s.") from error
+            raise
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
 
     def lock(self, cursor: Cursor, name: str) -> None:
         """Nothing to do: a write transaction already holds SQLite's only write lock."""

@@ -135,3 +135,69 @@ def requested_paths(server: Server) -> Sequence[str]:
             if entry.get("logger") == "api.access":
                 paths.append(f"{entry['method']} {entry['path']}")
     return paths
+
+
+@dataclass
+class ProjectorProcess:
+    """A `release-ledger projections run` process and the file its logs go to."""
+
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def entries(self, message: str | None = None) -> list[dict]:
+        """Return its JSON log lines, only those with `message` if given."""
+        import json
+
+        lines = [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+        return [entry for entry in lines if message is None or entry["message"] == message]
+
+    def wait_for(self, message: str, count: int = 1, timeout: float = 15.0) -> list[dict]:
+        """Wait until the process has logged `message` at least `count` times."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.entries(message)
+            if len(found) >= count:
+                return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"No {count} x {message!r} within {timeout} s:\n{self.log()}")
+
+
+@contextmanager
+def projector(settings: Settings, *names: str, env: dict[str, str] | None = None
+              ) -> Iterator[ProjectorProcess]:
+    """Run a projector process until the block ends, then stop it with SIGTERM."""
+    log_path = Path(tempfile.mkstemp(prefix="projector-", suffix=".log")[1])
+    environment = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": settings.database_url,
+        "CREATE_TABLE": "n",
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "release-ledger"), "projections", "run", *names],
+            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield ProjectorProcess(process, log_path)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log_path.unlink(missing_ok=True)
+
+
+def worker_pids(server: Server) -> list[int]:
+    """Return the process ids of the server's gunicorn workers."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]

@@ -302,3 +302,7 @@ def test_events_store_project_ids_as_uuids(client, world, services):
     release = services.ledger.repository.get(UUID(release_id))
 
     assert all(isinstance(project_id, UUID) for project_id in release.project_ids)
+
+
+def test_ledger_keeps_its_application_name(services):
+    assert services.ledger.name == "ReleaseLedger"
