@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.activity import ActivityProjection
+from projections.commits import CommitsProjection
 from projections.directory import DirectoryProjection
 from projections.projection import Projection
 from projections.releases import ReleasesProjection
@@ -15,4 +16,5 @@ def all_projections() -> list[Projection]:
     migrate` then creates its tables and the projector fills it from
     position zero.
     """
-    return [DirectoryProjection(), ReleasesProjection(), ActivityProjection()]
+    return [DirectoryProjection(), ReleasesProjection(), ActivityProjection(),
+            CommitsProjection()]
