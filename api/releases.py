@@ -17,6 +17,7 @@ from api.pagination import (
     per_page,
     set_link_header,
 )
+from api.refs import apply_refs, plan_refs
 from api.resource import Resource, release_location
 from api.serializers import release_bodies
 from api.services import Queries
@@ -136,6 +137,8 @@ class ReleaseCollection(Resource):
                 if status is None:
                     raise InvalidFieldError("projects", "Name at least one project.")
                 self.visible_release(queries, access, version)
+            planned_refs = plan_refs(body, queries, access.org_id, version, project_ids)
+        apply_refs(changes, planned_refs)
         outcome = self.services.ledger.create_release(
             UUID(access.org_id), version, changes, self.cause(req)
         )
@@ -215,6 +218,8 @@ class ReleaseDetail(Resource):
             access = self.access(queries, req, org)
             changes = _changes(body, queries, access, for_create=False)
             changes.project_ids = ReleaseCollection._usable_project_ids(queries, access, slugs)
+            planned_refs = plan_refs(body, queries, access.org_id, version, changes.project_ids)
+        apply_refs(changes, planned_refs)
         outcome = self.services.ledger.update_release(
             UUID(access.org_id), version, changes, self.cause(req)
         )

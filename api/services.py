@@ -11,6 +11,7 @@ import psycopg
 from api.config import Settings
 from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
+from projections.commits import CommitQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
 from projections.postgres import PostgresDatabase
@@ -37,6 +38,10 @@ class Queries:
     @property
     def activity(self) -> ActivityQueries:
         return ActivityQueries(self.cursor)
+
+    @property
+    def commits(self) -> CommitQueries:
+        return CommitQueries(self.cursor)
 
 
 class Services:

@@ -99,7 +99,9 @@ def _repository(index: int, commit: dict[str, Any]) -> str | None:
     try:
         return check_repository_name("commits", name)
     except InvalidFieldError as error:
-        raise InvalidFieldError("commits", f"commits[{index}].repository: {error.message}") from None
+        raise InvalidFieldError(
+            "commits", f"commits[{index}].repository: {error.message}"
+        ) from None
 
 
 def _timestamp(index: int, value: Any) -> str | None:
