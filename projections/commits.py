@@ -201,6 +201,13 @@ def _upsert_authors(cursor: Cursor, org_id: str, commits: Sequence[dict[str, Any
     )
 
 
+# One page of a release's commit links, cut before any join.
+_LINKS_PAGE = (
+    f"SELECT * FROM {RELEASE_COMMITS} WHERE release_id = %s AND position > %s"
+    " ORDER BY position LIMIT %s"
+)
+
+
 class CommitQueries:
     """Reads from the commits read model."""
 
@@ -229,44 +236,65 @@ class CommitQueries:
         ).fetchall()
 
     def release_commits(self, release_id: str, after: int, limit: int) -> list[Row]:
-        """Return a release's commits in list order with author and repository columns."""
+        """Return a release's commits in list order with author and repository columns.
+
+        The page of links is cut in a subquery first, so each page costs
+        the same however long the list is.
+        """
         return self.cursor.execute(
             f"SELECT l.position, l.commit_id, c.repository, c.message, c.timestamp,"
             " a.email AS author_email, a.name AS author_name,"
             " r.public_id AS repository_public_id, r.name AS repository_name,"
             " r.url AS repository_url, r.provider AS repository_provider,"
             " r.date_created AS repository_date_created"
-            f" FROM {RELEASE_COMMITS} l"
+            f" FROM ({_LINKS_PAGE}) l"
             f" JOIN {COMMITS} c ON c.org_id = l.org_id AND c.repository_id = l.repository_id"
             " AND c.commit_id = l.commit_id"
             f" LEFT JOIN {AUTHORS} a ON a.org_id = c.org_id AND a.email_key = c.author_key"
             f" LEFT JOIN {REPOSITORIES} r ON r.id = l.repository_id"
-            " WHERE l.release_id = %s AND l.position > %s ORDER BY l.position LIMIT %s",
+            " ORDER BY l.position",
             (release_id, after, limit),
         ).fetchall()
 
     def release_files(
         self, release_id: str, after: tuple[int, str] | None, limit: int
     ) -> list[Row]:
-        """Return the files changed by a release's commits, by commit position, then path."""
-        conditions = ["l.release_id = %s"]
-        params: list[Any] = [release_id]
+        """Return the files changed by a release's commits, by commit position, then path.
+
+        Commits are read in windows of `limit` links, so a page never joins
+        the whole list, and windows whose commits changed no file are passed
+        over until the page is full or the list ends.
+        """
+        rows: list[Row] = []
+        position = -1
         if after is not None:
-            conditions.append("(l.position > %s OR (l.position = %s AND f.path > %s))")
-            params.extend([after[0], after[0], after[1]])
-        params.append(limit)
+            position, path = after
+            rows = [row for row in self._files_window(release_id, position - 1, 1)
+                    if row["path"] is not None and row["path"] > path]
+        while len(rows) < limit:
+            window = self._files_window(release_id, position, limit)
+            rows.extend(row for row in window if row["path"] is not None)
+            positions = {row["position"] for row in window}
+            if len(positions) < limit:
+                break
+            position = max(positions)
+        return rows[:limit]
+
+    def _files_window(self, release_id: str, after: int, links: int) -> list[Row]:
+        """Return the files of `links` commits after a position; a commit without files gives
+        one row whose path is None."""
         return self.cursor.execute(
             "SELECT l.position, l.commit_id, f.path, f.type, c.repository, c.message,"
             " a.email AS author_email, a.name AS author_name, r.name AS repository_name"
-            f" FROM {RELEASE_COMMITS} l"
-            f" JOIN {FILES} f ON f.org_id = l.org_id AND f.repository_id = l.repository_id"
-            " AND f.commit_id = l.commit_id"
+            f" FROM ({_LINKS_PAGE}) l"
             f" JOIN {COMMITS} c ON c.org_id = l.org_id AND c.repository_id = l.repository_id"
             " AND c.commit_id = l.commit_id"
+            f" LEFT JOIN {FILES} f ON f.org_id = l.org_id AND f.repository_id = l.repository_id"
+            " AND f.commit_id = l.commit_id"
             f" LEFT JOIN {AUTHORS} a ON a.org_id = c.org_id AND a.email_key = c.author_key"
             f" LEFT JOIN {REPOSITORIES} r ON r.id = l.repository_id"
-            f" WHERE {' AND '.join(conditions)} ORDER BY l.position, f.path LIMIT %s",
-            params,
+            " ORDER BY l.position, f.path",
+            (release_id, after, links),
         ).fetchall()
 
     def commit(self, org_id: str, repository_name: str, commit_id: str) -> Row | None:
