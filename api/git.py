@@ -4,7 +4,9 @@ Only local repositories are read, named by an absolute path or a file://
 URL. git runs without system or global configuration, without a terminal
 prompt and under a time and output limit. Revisions are checked against
 a strict pattern and passed after `--end-of-options`, so no value sent by
-a client can act as a git option.
+a client can act as a git option. Registering a repository is left to
+organization admins and operators, because a local URL lets the server
+read any repository that its user can read.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit
 
-GIT_TIMEOUT_SECONDS = 10
+DEFAULT_TIME_LIMIT_SECONDS = 10
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_ERROR_BYTES = 4096
 READ_CHUNK_BYTES = 64 * 1024
@@ -58,11 +61,17 @@ def check_revision(revision: str) -> str:
 
 
 class GitRepository:
-    """A local git repository, read through the git command."""
+    """A local git repository, read through the git command.
 
-    def __init__(self, path: str, timeout: float = GIT_TIMEOUT_SECONDS) -> None:
+    Every git call made through one instance must end by `deadline`, a
+    `time.monotonic()` value, so callers can share one time budget.
+    """
+
+    def __init__(self, path: str, deadline: float | None = None) -> None:
         self.path = os.path.normpath(path)
-        self.timeout = timeout
+        self.deadline = (
+            time.monotonic() + DEFAULT_TIME_LIMIT_SECONDS if deadline is None else deadline
+        )
 
     def resolve(self, revision: str) -> str:
         """Return the full id of the commit that `revision` names."""
@@ -137,7 +146,7 @@ class GitRepository:
             timed_out.set()
             process.kill()
 
-        timer = threading.Timer(self.timeout, kill)
+        timer = threading.Timer(max(self.deadline - time.monotonic(), 0), kill)
         timer.start()
         chunks: list[bytes] = []
         size = 0
@@ -155,7 +164,7 @@ class GitRepository:
             stdout.close()
             process.wait()
         if timed_out.is_set():
-            raise GitError(f"git timed out after {self.timeout} s in {self.path}.")
+            raise GitError(f"git timed out in {self.path}.")
         return b"".join(chunks)
 
     def _env(self) -> dict[str, str]:
@@ -176,6 +185,8 @@ def _parse_log(output: bytes) -> list[dict[str, Any]]:
     fields = output.decode("utf-8", "replace").split("\0")
     if fields and fields[-1] == "":
         fields.pop()
+    if len(fields) % LOG_FIELDS:
+        raise GitError("git log returned an unexpected format; a commit message may contain NUL.")
     commits = []
     for start in range(0, len(fields) - LOG_FIELDS + 1, LOG_FIELDS):
         object_id, name, email, timestamp, message = fields[start:start + LOG_FIELDS]

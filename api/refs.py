@@ -8,6 +8,7 @@ take seconds.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 # default --initial-depth for local history.
 INITIAL_DEPTH = 20
 MAX_RANGE_COMMITS = 10_000
+# Time all git calls of one request may take together, below gunicorn's
+# default worker timeout of 30 s.
+GIT_TIME_LIMIT_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,12 @@ def apply_refs(changes: ReleaseChanges, planned: list[PlannedRef] | None) -> Non
     if planned is None:
         return
     resolve = changes.commits is UNSET
+    deadline = time.monotonic() + GIT_TIME_LIMIT_SECONDS
     commits: list[dict[str, Any]] = []
     head_commits = []
     for ref in planned:
         if ref.git_path is not None and resolve:
-            head, found = _read_git(ref, ref.git_path)
+            head, found = _read_git(ref, GitRepository(ref.git_path, deadline))
         else:
             head = {"repository": ref.repository, "commit": ref.commit,
                     "previous_commit": ref.previous_commit}
@@ -114,9 +119,10 @@ def apply_refs(changes: ReleaseChanges, planned: list[PlannedRef] | None) -> Non
         changes.commits = _checked(commits)
 
 
-def _read_git(ref: PlannedRef, path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _read_git(
+    ref: PlannedRef, repository: GitRepository
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Return the head commit and the commits after the previous one, read with git."""
-    repository = GitRepository(path)
     try:
         end = repository.resolve(ref.commit)
         start = repository.resolve(ref.previous_commit) if ref.previous_commit else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from uuid import UUID
 
 import falcon.testing
@@ -79,9 +81,18 @@ def test_thousand_commits_on_create_page_through_in_order(client, world):
                 "timestamp": f"2024-01-01T00:{index // 60 % 60:02d}:{index % 60:02d}Z"}
                for index in range(1000)]
 
+    tracemalloc.start()
+    started = time.perf_counter()
     response = create(client, world, "big-1", commits=commits)
+    seconds = time.perf_counter() - started
+    peak_bytes = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     items, pages = all_pages(client, f"{R}big-1/commits/", world.headers())
 
+    # Loose bounds, which only a cost growing faster than the list would
+    # break. bench/set_commits.py measures the real figures.
+    assert seconds < 60
+    assert peak_bytes < 64 * 2**20
     assert response.status_code == 201
     assert response.json["commitCount"] == 1000
     assert [item["id"] for item in items] == [c["id"] for c in commits]

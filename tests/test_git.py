@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from api import git
@@ -85,7 +87,7 @@ def test_git_that_runs_too_long_is_stopped(tmp_path, monkeypatch):
     monkeypatch.setattr(git.shutil, "which", lambda name: str(slow_git))
 
     with pytest.raises(GitError, match="timed out"):
-        GitRepository(str(tmp_path), timeout=0.2).resolve("main")
+        GitRepository(str(tmp_path), deadline=time.monotonic() + 0.2).resolve("main")
 
 
 def test_git_output_over_limit_is_rejected(tmp_path, monkeypatch):
