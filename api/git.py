@@ -186,7 +186,7 @@ def _parse_log(output: bytes) -> list[dict[str, Any]]:
     if fields and fields[-1] == "":
         fields.pop()
     if len(fields) % LOG_FIELDS:
-        raise GitError("git log returned an unexpected format; a commit message may contain NUL.")
+        raise GitError("git log returned an unexpected format: a commit message may contain NUL.")
     commits = []
     for start in range(0, len(fields) - LOG_FIELDS + 1, LOG_FIELDS):
         object_id, name, email, timestamp, message = fields[start:start + LOG_FIELDS]

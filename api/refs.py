@@ -55,7 +55,7 @@ def plan_refs(
 ) -> list[PlannedRef] | None:
     """Match the body's `refs` with repositories, or return None when the body has none.
 
-    `project_ids` are the projects the request links; the release's
+    `project_ids` are the projects the request links. The release's
     linked projects count too when finding a previous release.
     """
     if body.get("refs") is None:
@@ -81,7 +81,7 @@ def _plan(
     if repository is None:
         raise InvalidFieldError(
             "refs",
-            f"refs[{index}].repository: unknown repository {ref['repository']!r}; register it"
+            f"refs[{index}].repository: unknown repository {ref['repository']!r}. Register it"
             " with POST /api/0/organizations/{org}/repos/ first.",
         )
     git_path = local_path(repository["url"]) if repository["provider"] == "git" else None
@@ -147,8 +147,8 @@ def _read_git(
     if len(found) > MAX_RANGE_COMMITS:
         raise InvalidFieldError(
             "refs",
-            f"refs[{ref.index}]: {start}..{end} holds more than {MAX_RANGE_COMMITS} commits;"
-            " send a narrower range.",
+            f"refs[{ref.index}]: {start}..{end} contains more than {MAX_RANGE_COMMITS} commits."
+            " Send a narrower range.",
         )
     for commit in found:
         commit["repository"] = ref.repository

@@ -128,7 +128,7 @@ def commit_file_body(row: Row) -> dict[str, Any]:
     }
 
 
-# Display names of the providers Sentry's clients know; other ids show as given.
+# Display names of the providers Sentry's clients know. Other ids show as given.
 PROVIDER_NAMES = {
     "git": "Git",
     "github": "GitHub",

@@ -88,6 +88,6 @@ class Repository(Aggregate):
 
     @event("Updated")
     def update(self, url: str | None, provider: str | None, cause: Cause) -> None:
-        """Replace the URL and the provider; the event carries both new values."""
+        """Replace the URL and the provider. The event carries both new values."""
         self.url = url
         self.provider = provider

@@ -1,7 +1,7 @@
 """The commits read model: repositories, commits, authors, changed files and head commits.
 
 A commit is one row per (organization, repository, id) however many
-releases list it; releases link to commits by position in their list.
+releases list it. Releases link to commits by position in their list.
 Authors belong to the organization and are keyed by the lower-cased
 email, which is stored as first given. Rows name a repository by the
 aggregate id derived from the organization and the repository name, so
@@ -100,41 +100,22 @@ class CommitsProjection(Projection):
         release_id = str(event.originator_id)
         org_id = self._org_id(cursor, release_id)
         repository_ids = _repository_ids(org_id, event.commits)
-        date_added = to_text(event.timestamp)
         _upsert_authors(cursor, org_id, event.commits)
-        cursor.executemany(
-            f"INSERT INTO {COMMITS} (org_id, repository_id, commit_id, repository, message,"
-            " author_key, timestamp, date_added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (org_id, repository_id, commit_id) DO UPDATE SET"
-            f" message = COALESCE(excluded.message, {COMMITS}.message),"
-            f" author_key = COALESCE(excluded.author_key, {COMMITS}.author_key),"
-            f" timestamp = COALESCE(excluded.timestamp, {COMMITS}.timestamp)",
-            [
-                (org_id, repository_ids[commit["repository"]], commit["id"],
-                 commit["repository"], commit["message"], _author_key(commit),
-                 commit["timestamp"], date_added)
-                for commit in event.commits
-            ],
-        )
+        _upsert_commits(cursor, org_id, repository_ids, event.commits, to_text(event.timestamp))
         cursor.executemany(
             f"INSERT INTO {FILES} (org_id, repository_id, commit_id, path, type)"
             " VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT (org_id, repository_id, commit_id, path) DO NOTHING",
-            [
-                (org_id, repository_ids[commit["repository"]], commit["id"], change["path"],
-                 change["type"])
-                for commit in event.commits
-                for change in commit["patch_set"]
-            ],
+            _file_rows(org_id, repository_ids, event.commits),
         )
         cursor.execute(f"DELETE FROM {RELEASE_COMMITS} WHERE release_id = %s", (release_id,))
-        cursor.executemany(
-            f"INSERT INTO {RELEASE_COMMITS} (release_id, position, org_id, repository_id,"
-            " commit_id) VALUES (%s, %s, %s, %s, %s)",
-            [
+        cursor.copy_rows(
+            RELEASE_COMMITS,
+            ("release_id", "position", "org_id", "repository_id", "commit_id"),
+            (
                 (release_id, index, org_id, repository_ids[commit["repository"]], commit["id"])
                 for index, commit in enumerate(event.commits)
-            ],
+            ),
         )
 
     @apply.register
@@ -199,6 +180,50 @@ def _upsert_authors(cursor: Cursor, org_id: str, commits: Sequence[dict[str, Any
         f" name = COALESCE(excluded.name, {AUTHORS}.name)",
         [(org_id, key, email, name) for key, (email, name) in sorted(authors.items())],
     )
+
+
+def _upsert_commits(
+    cursor: Cursor,
+    org_id: str,
+    repository_ids: dict[str, str],
+    commits: Sequence[dict[str, Any]],
+    date_added: str | None,
+) -> None:
+    """Record each commit once, keeping stored fields that this list leaves empty.
+
+    A commit listed twice gets its fields from the first listing, filled in
+    from later ones.
+    """
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for commit in commits:
+        key = (repository_ids[commit["repository"]], commit["id"])
+        fields = [commit["message"], _author_key(commit), commit["timestamp"]]
+        if key in rows:
+            rows[key][4:7] = [old if old is not None else new
+                              for old, new in zip(rows[key][4:7], fields, strict=True)]
+        else:
+            rows[key] = [org_id, *key, commit["repository"], *fields, date_added]
+    cursor.executemany(
+        f"INSERT INTO {COMMITS} (org_id, repository_id, commit_id, repository, message,"
+        " author_key, timestamp, date_added) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (org_id, repository_id, commit_id) DO UPDATE SET"
+        f" message = COALESCE(excluded.message, {COMMITS}.message),"
+        f" author_key = COALESCE(excluded.author_key, {COMMITS}.author_key),"
+        f" timestamp = COALESCE(excluded.timestamp, {COMMITS}.timestamp)",
+        list(rows.values()),
+    )
+
+
+def _file_rows(
+    org_id: str, repository_ids: dict[str, str], commits: Sequence[dict[str, Any]]
+) -> list[tuple[str, ...]]:
+    """Return one row per changed file of each commit, each (commit, path) once."""
+    rows: dict[tuple[str, str, str], str] = {}
+    for commit in commits:
+        for change in commit["patch_set"]:
+            key = (repository_ids[commit["repository"]], commit["id"], change["path"])
+            rows.setdefault(key, change["type"])
+    return [(org_id, *key, change_type) for key, change_type in rows.items()]
 
 
 # One page of a release's commit links, cut before any join.
@@ -281,8 +306,10 @@ class CommitQueries:
         return rows[:limit]
 
     def _files_window(self, release_id: str, after: int, links: int) -> list[Row]:
-        """Return the files of `links` commits after a position; a commit without files gives
-        one row whose path is None."""
+        """Return the files of the `links` commits after a position.
+
+        A commit without files gives one row whose path is None.
+        """
         return self.cursor.execute(
             "SELECT l.position, l.commit_id, f.path, f.type, c.repository, c.message,"
             " a.email AS author_email, a.name AS author_name, r.name AS repository_name"
@@ -337,8 +364,8 @@ class CommitQueries:
     ) -> str | None:
         """Return the head commit in a repository of the latest release before `before`.
 
-        Only releases sharing one of `project_ids` count; the order is the
-        release list's (release date, else creation date). Without `before`,
+        Only releases sharing one of `project_ids` count, in the release
+        list's order: release date, else creation date. Without `before`,
         every release of the organization counts.
         """
         if not project_ids:
@@ -347,8 +374,10 @@ class CommitQueries:
         conditions = [
             "h.repository_id = %s",
             "r.org_id = %s",
-            f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
-            f" AND p.project_id IN ({marks}))",
+            (
+                f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
+                f" AND p.project_id IN ({marks}))"
+            ),
         ]
         params: list[Any] = [repository_id, org_id, *project_ids]
         if before is not None:

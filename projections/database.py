@@ -7,7 +7,7 @@ that both databases share; each backend adapts placeholders and locking.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -22,6 +22,10 @@ class Cursor(ABC):
 
     @abstractmethod
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert many rows into `table` in one batch, without conflict handling."""
 
     @abstractmethod
     def fetchone(self) -> Row | None: ...

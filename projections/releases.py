@@ -108,16 +108,16 @@ class ReleasesProjection(Projection):
     def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
-        cursor.executemany(
-            f"INSERT INTO {COMMITS} (release_id, position, commit_id, repository, message,"
-            " author_name, author_email, timestamp, patch_set)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
+        cursor.copy_rows(
+            COMMITS,
+            ("release_id", "position", "commit_id", "repository", "message", "author_name",
+             "author_email", "timestamp", "patch_set"),
+            (
                 (release_id, index, commit["id"], commit["repository"], commit["message"],
                  commit["author_name"], commit["author_email"], commit["timestamp"],
                  to_json(commit["patch_set"]))
                 for index, commit in enumerate(event.commits)
-            ],
+            ),
         )
         cursor.execute(
             f"UPDATE {RELEASES} SET commit_count = %s, last_commit = %s, authors = %s"
