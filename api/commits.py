@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import falcon
 
 from api.auth import RELEASE_SCOPES
@@ -54,14 +56,17 @@ class ReleaseCommitFiles(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         limit = per_page(req)
         cursor = parse_cursor(req)
-        after = (_position(cursor.key), cursor.tiebreak) if cursor else None
+        after = (_position(cursor.key), _decode_path(cursor.tiebreak)) if cursor else None
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             rows = queries.commits.release_files(release["id"], after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        following = Cursor(str(rows[-1]["position"]), rows[-1]["path"], False) if rows else cursor
+        following = (
+            Cursor(str(rows[-1]["position"]), _encode_path(rows[-1]["path"]), False)
+            if rows else cursor
+        )
         set_link_header(req, resp, None, False, following, more)
         resp.media = [commit_file_body(row) for row in rows]
 
@@ -86,6 +91,18 @@ class PreviousReleaseWithCommits(Resource):
                 release_bodies([previous], queries.releases, queries.directory)[0]
                 if previous else {}
             )
+
+
+def _encode_path(path: str) -> str:
+    """Encode a file path for a cursor, because the Link header cannot carry quotes."""
+    return base64.urlsafe_b64encode(path.encode()).decode().rstrip("=")
+
+
+def _decode_path(value: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
 
 
 def _position(key: str) -> int:

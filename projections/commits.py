@@ -288,7 +288,8 @@ class CommitQueries:
 
         Commits are read in windows of `limit` links, so a page never joins
         the whole list, and windows whose commits changed no file are passed
-        over until the page is full or the list ends.
+        over until the page is full or the list ends. Paths sort by code
+        point, which the keyset comparison in Python matches on every backend.
         """
         rows: list[Row] = []
         position = -1
@@ -310,7 +311,7 @@ class CommitQueries:
 
         A commit without files gives one row whose path is None.
         """
-        return self.cursor.execute(
+        rows = self.cursor.execute(
             "SELECT l.position, l.commit_id, f.path, f.type, c.repository, c.message,"
             " a.email AS author_email, a.name AS author_name, r.name AS repository_name"
             f" FROM ({_LINKS_PAGE}) l"
@@ -320,9 +321,12 @@ class CommitQueries:
             " AND f.commit_id = l.commit_id"
             f" LEFT JOIN {AUTHORS} a ON a.org_id = c.org_id AND a.email_key = c.author_key"
             f" LEFT JOIN {REPOSITORIES} r ON r.id = l.repository_id"
-            " ORDER BY l.position, f.path",
+            " ORDER BY l.position",
             (release_id, after, links),
         ).fetchall()
+        # Sorted here rather than in SQL, because database collations order
+        # paths differently from the code-point comparison of the keyset.
+        return sorted(rows, key=lambda row: (row["position"], row["path"] or ""))
 
     def commit(self, org_id: str, repository_name: str, commit_id: str) -> Row | None:
         """Return one commit with its author's current name and email."""

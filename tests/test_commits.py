@@ -317,6 +317,18 @@ def test_commit_files_are_listed_by_commit_then_path(client, world):
     assert items[0]["repoName"] == "default"
 
 
+def test_commit_files_page_past_paths_with_quotes(client, world):
+    paths = ["B.txt", 'a "quoted", path.txt', "a-b.txt", "a_b.txt", "b:colon.txt", "c.txt"]
+    create(client, world, "f-2", commits=[
+        {"id": "c1", "patch_set": [{"path": path, "type": "A"} for path in paths]},
+    ])
+
+    items, pages = all_pages(client, f"{R}f-2/commitfiles/", world.headers(), {"per_page": 1})
+
+    assert pages == 6
+    assert [item["filename"] for item in items] == sorted(paths)
+
+
 def test_previous_with_commits_shares_a_project(client, world):
     create(client, world, "p-1", "web", commits=[{"id": "old"}],
            dateReleased="2024-01-01T00:00:00Z")
