@@ -10,7 +10,7 @@ import falcon
 
 from api.activity import ActivityFeed
 from api.audit import AuditLog, ReleaseHistory
-from api.commits import ReleaseCommits
+from api.commits import PreviousReleaseWithCommits, ReleaseCommitFiles, ReleaseCommits
 from api.config import Settings
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
@@ -29,6 +29,7 @@ from api.organizations import (
     TeamProjectCollection,
 )
 from api.releases import ReleaseCollection, ReleaseDetail
+from api.repositories import RepositoryCollection, RepositoryDetail
 from api.services import Services
 
 ORG = "/api/0/organizations/{org}"
@@ -68,6 +69,12 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{ORG}/releases/", releases)
     app.add_route(f"{ORG}/releases/{{version}}/", release)
     app.add_route(f"{ORG}/releases/{{version}}/commits/", commits)
+    app.add_route(f"{ORG}/releases/{{version}}/commitfiles/", ReleaseCommitFiles(services))
+    app.add_route(
+        f"{ORG}/releases/{{version}}/previous-with-commits/", PreviousReleaseWithCommits(services)
+    )
+    app.add_route(f"{ORG}/repos/", RepositoryCollection(services))
+    app.add_route(f"{ORG}/repos/{{repo_id}}/", RepositoryDetail(services))
     app.add_route(f"{ORG}/releases/{{version}}/deploys/", DeployCollection(services))
     app.add_route(f"{ORG}/activity/", ActivityFeed(services))
     app.add_route(f"{PROJECT}/releases/token/", ProjectHookToken(services))

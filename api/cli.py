@@ -103,6 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="slug of a team to join; repeatable")
     add_member_parser.add_argument("--role", help=f"one of {', '.join(ROLES)}; default member")
 
+    repo = _group(commands, "repo", "manage repositories")
+    register_repo_parser = _command(
+        repo, "register", register_repo,
+        "register a repository, or replace the URL and provider of a registered one",
+    )
+    register_repo_parser.add_argument("org")
+    register_repo_parser.add_argument("name", help="the name commits and refs use, e.g. acme/app")
+    register_repo_parser.add_argument(
+        "--url", help="the repository's URL; with --provider git, a local path or file:// URL"
+        " lets refs read its history",
+    )
+    register_repo_parser.add_argument(
+        "--provider", help="provider id, e.g. git or integrations:github"
+    )
+
     token = _group(commands, "token", "manage API tokens")
     create_token_parser = _command(token, "create", create_token,
                                    "create a token and print only its secret")
@@ -165,6 +180,15 @@ def create_project(services: Services, args: argparse.Namespace, cause: Cause) -
 def add_member(services: Services, args: argparse.Namespace, cause: Cause) -> None:
     services.ledger.add_member(args.org, args.email, args.role, args.team, cause)
     print(f"{args.email} is a member of {args.org}.")
+
+
+def register_repo(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    organization = services.ledger.get_organization(args.org)
+    outcome = services.ledger.register_repository(
+        organization.id, args.name, args.url, args.provider, cause
+    )
+    verb = "Registered" if outcome.created else "Updated"
+    print(f"{verb} repository {outcome.aggregate.name} in {args.org}.")
 
 
 def create_token(services: Services, args: argparse.Namespace, cause: Cause) -> None:

@@ -18,6 +18,10 @@ DEFAULT_MAX_FILE_BYTES = 40 * 1024 * 1024
 # Recorders that bind every event into the hash chain as it is recorded.
 SQLITE_RECORDER_TOPIC = "chain.sqlite:ChainedSQLiteApplicationRecorder"
 DEFAULT_APPLICATION_NAME = "release-ledger"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Release writes may carry a commit list; 10,000 commits with messages and
+# changed files fit in 16 MiB.
+DEFAULT_MAX_RELEASE_BODY_BYTES = 16 * 1024 * 1024
 
 
 class ConfigurationError(ValueError):
@@ -38,7 +42,9 @@ class Settings:
     LEDGER_POOL_MAX       PostgreSQL connections each pool may open at most; every
                           process has two pools (events, read models), and a
                           projector also holds one connection for locks and LISTEN
-    LEDGER_MAX_BODY_BYTES the largest JSON request body accepted
+    LEDGER_MAX_BODY_BYTES the largest JSON request body accepted, default 1 MiB
+    LEDGER_MAX_RELEASE_BODY_BYTES  the largest body of a release create or update,
+                          which may carry commits, default 16 MiB
     LEDGER_BLOB_DIR       the folder that stores release file contents, default var/blobs
     LEDGER_MAX_FILE_BYTES the largest release file accepted, default 40 MiB
 
@@ -65,7 +71,8 @@ class Settings:
     public_url: str = ""
     pool_size: int = 1
     pool_max: int = 4
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_release_body_bytes: int = DEFAULT_MAX_RELEASE_BODY_BYTES
     blob_dir: str = DEFAULT_BLOB_DIR
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     db_connect_timeout: float = 3.0
@@ -85,7 +92,10 @@ class Settings:
             public_url=environ.get("LEDGER_PUBLIC_URL") or f"http://127.0.0.1:{port}/",
             pool_size=_integer(environ, "LEDGER_POOL_SIZE", 1),
             pool_max=_integer(environ, "LEDGER_POOL_MAX", 4),
-            max_body_bytes=_integer(environ, "LEDGER_MAX_BODY_BYTES", 1024 * 1024),
+            max_body_bytes=_integer(environ, "LEDGER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            max_release_body_bytes=_integer(
+                environ, "LEDGER_MAX_RELEASE_BODY_BYTES", DEFAULT_MAX_RELEASE_BODY_BYTES
+            ),
             blob_dir=environ.get("LEDGER_BLOB_DIR") or DEFAULT_BLOB_DIR,
             max_file_bytes=_integer(environ, "LEDGER_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES),
             db_connect_timeout=_seconds(environ, "LEDGER_DB_CONNECT_TIMEOUT", 3.0),

@@ -20,6 +20,7 @@ from api.pagination import (
     per_page,
     set_link_header,
 )
+from api.refs import apply_refs, plan_refs
 from api.resource import Resource, release_location
 from api.serializers import release_bodies
 from api.services import Queries
@@ -126,7 +127,7 @@ class ReleaseCollection(Resource):
     def create_release(
         self, req: falcon.Request, resp: falcon.Response, org: str, project_slug: str | None
     ) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
+        body = requests.read_json(req, self.services.settings.max_release_body_bytes)
         version = requests.required_string(body, "version")
         status = requests.status(body)
         slugs = requests.project_slugs(body, required=project_slug is None)
@@ -142,6 +143,8 @@ class ReleaseCollection(Resource):
                 if status is None:
                     raise InvalidFieldError("projects", "Name at least one project.")
                 self.visible_release(queries, access, version)
+            planned_refs = plan_refs(body, queries, access.org_id, version, project_ids)
+        apply_refs(changes, planned_refs)
         outcome = self.services.ledger.create_release(
             UUID(access.org_id), version, changes, self.cause(req)
         )
@@ -216,13 +219,15 @@ class ReleaseDetail(Resource):
         version: str,
         project_slug: str | None,
     ) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
+        body = requests.read_json(req, self.services.settings.max_release_body_bytes)
         slugs = requests.project_slugs(body, required=False)
         with self.services.read() as queries:
             self._release(req, queries, org, version, project_slug)
             access = self.access(queries, req, org)
             changes = _changes(body, queries, access, for_create=False)
             changes.project_ids = ReleaseCollection._usable_project_ids(queries, access, slugs)
+            planned_refs = plan_refs(body, queries, access.org_id, version, changes.project_ids)
+        apply_refs(changes, planned_refs)
         outcome = self.services.ledger.update_release(
             UUID(access.org_id), version, changes, self.cause(req)
         )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from projections.database import Row
 from projections.directory import DirectoryQueries
 from projections.issues import IssueQueries
+from projections.projection import to_text
 from projections.releases import ReleaseQueries
 
 _HEX_SHA = re.compile(r"^[0-9a-fA-F]{32,64}$")
@@ -88,14 +90,20 @@ def commit_body(commit: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": commit["id"],
         "message": commit.get("message"),
-        "dateCreated": commit.get("timestamp"),
+        "dateCreated": _commit_date(commit.get("timestamp")),
         "author": author,
         "repository": {"name": commit.get("repository")},
     }
 
 
+def _commit_date(timestamp: str | None) -> str | None:
+    """Serve a commit's stored RFC 3339 timestamp in the format of every other datetime."""
+    return to_text(datetime.fromisoformat(timestamp)) if timestamp else None
+
+
 def commit_row_body(row: Row) -> dict[str, Any]:
-    return commit_body(
+    """Render a release's commit joined with its author and repository."""
+    body = commit_body(
         {
             "id": row["commit_id"],
             "message": row["message"],
@@ -105,6 +113,62 @@ def commit_row_body(row: Row) -> dict[str, Any]:
             "repository": row["repository"],
         }
     )
+    if row["repository_public_id"] is not None:
+        body["repository"] = repository_body({
+            "public_id": row["repository_public_id"],
+            "name": row["repository_name"],
+            "url": row["repository_url"],
+            "provider": row["repository_provider"],
+            "date_created": row["repository_date_created"],
+        })
+    return body
+
+
+def commit_file_body(row: Row) -> dict[str, Any]:
+    author = None
+    if row["author_email"]:
+        author = {"name": row["author_name"], "email": row["author_email"]}
+    return {
+        "filename": row["path"],
+        "type": row["type"],
+        "commitId": row["commit_id"],
+        "commitMessage": row["message"],
+        "author": author,
+        "repoName": row["repository_name"] or row["repository"],
+        "orderId": row["position"],
+    }
+
+
+# Display names of the providers Sentry's clients know. Other ids show as given.
+PROVIDER_NAMES = {
+    "git": "Git",
+    "github": "GitHub",
+    "integrations:github": "GitHub",
+    "integrations:github_enterprise": "GitHub Enterprise",
+    "integrations:gitlab": "GitLab",
+    "bitbucket": "Bitbucket",
+    "integrations:bitbucket": "Bitbucket",
+    "integrations:bitbucket_server": "Bitbucket Server",
+    "visualstudio": "Visual Studio Team Services",
+    "integrations:vsts": "Azure DevOps",
+}
+
+
+def repository_body(row: Row) -> dict[str, Any]:
+    provider = row["provider"]
+    return {
+        "id": str(row["public_id"]),
+        "name": row["name"],
+        "url": row["url"],
+        # sentry-cli requires a provider object, so a repository without a
+        # provider gets a placeholder.
+        "provider": {"id": provider, "name": PROVIDER_NAMES.get(provider, provider)}
+        if provider else {"id": "unknown", "name": "Unknown Provider"},
+        "status": "active",
+        "dateCreated": row["date_created"],
+        "integrationId": None,
+        "externalSlug": None,
+    }
 
 
 def project_body(project: Row, new_issues: int = 0) -> dict[str, Any]:

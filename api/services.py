@@ -18,6 +18,7 @@ from api.metrics import MeteredReleaseLedger
 from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
 from projections.audit import AuditQueries
+from projections.commits import CommitQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
 from projections.files import FileQueries
@@ -66,6 +67,10 @@ class Queries:
     @property
     def files(self) -> FileQueries:
         return FileQueries(self.cursor)
+
+    @property
+    def commits(self) -> CommitQueries:
+        return CommitQueries(self.cursor)
 
 
 class Services:

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -41,6 +41,12 @@ from domain.errors import (
 from domain.file_commands import ReleaseFileCommands
 from domain.issue_commands import IssueCommands
 from domain.release import Release, check_version
+from domain.repository import (
+    Repository,
+    check_provider,
+    check_repository_name,
+    check_repository_url,
+)
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
@@ -81,6 +87,7 @@ class ReleaseChanges:
     date_released: Any = UNSET
     status: Any = UNSET
     commits: Any = UNSET
+    head_commits: Any = UNSET
     project_ids: list[UUID] = field(default_factory=list)
 
 
@@ -273,18 +280,22 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
 
         Outcome.created is true when the release is new (or deleted before)
         or gains a project; ref, url, owner and dates of an existing release
-        are left alone, as only an update changes them.
+        are left alone, as only an update changes them. Commits and head
+        commits replace those of an existing release, as an update would.
         """
         check_version(version)
 
-        def act() -> tuple[Release, bool]:
+        def act() -> tuple[Any, ...]:
+            named, repositories = self._name_repositories(org_id, changes, cause)
             release = self._get_or_none(Release.create_id(org_id, version))
             if release is None or release.deleted:
-                return self._start_release(org_id, version, release, changes, cause), True
+                release = self._start_release(org_id, version, release, named, cause)
+                return release, True, *repositories
             gained = self._add_projects(release, changes.project_ids, cause)
-            if changes.status is not UNSET:
-                release.set_status(changes.status, cause)
-            return release, gained
+            self._apply_changes(release, ReleaseChanges(
+                status=changes.status, commits=named.commits, head_commits=named.head_commits
+            ), cause)
+            return release, gained, *repositories
 
         return self._save_with_retries(act)
 
@@ -293,11 +304,12 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
     ) -> Outcome[Release]:
         """Apply the set fields of `changes` to an existing release."""
 
-        def act() -> tuple[Release, bool]:
+        def act() -> tuple[Any, ...]:
             release = self.get_release(org_id, version)
+            named, repositories = self._name_repositories(org_id, changes, cause)
             self._add_projects(release, changes.project_ids, cause)
-            self._apply_changes(release, changes, cause)
-            return release, False
+            self._apply_changes(release, named, cause)
+            return release, False, *repositories
 
         return self._save_with_retries(act)
 
@@ -360,7 +372,8 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
             release.recreate(cause=cause, **fields)
         self._add_projects(release, changes.project_ids, cause)
         self._apply_changes(release, ReleaseChanges(
-            date_released=changes.date_released, status=changes.status, commits=changes.commits
+            date_released=changes.date_released, status=changes.status, commits=changes.commits,
+            head_commits=changes.head_commits,
         ), cause)
         return release
 
@@ -392,8 +405,75 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
             release.set_date_released(changes.date_released, cause)
         if changes.commits is not UNSET and changes.commits != release.commits:
             release.set_commits(changes.commits, cause)
+        if changes.head_commits is not UNSET and changes.head_commits != release.head_commits:
+            release.set_head_commits(changes.head_commits, cause)
         if changes.status is not UNSET:
             release.set_status(changes.status, cause)
+
+    # Repository commands.
+
+    def register_repository(
+        self, org_id: UUID, name: str, url: Any, provider: Any, cause: Cause
+    ) -> Outcome[Repository]:
+        """Create a repository, or replace the URL and provider of an existing one.
+
+        Outcome.created is true only for a new repository; an existing one
+        keeps the spelling of its name.
+        """
+        check_repository_name("name", name)
+        url = check_repository_url(url)
+        provider = check_provider(provider)
+
+        def act() -> tuple[Repository, bool]:
+            repository = self._get_or_none(Repository.create_id(org_id, name))
+            if repository is None:
+                return Repository(
+                    org_id=org_id, name=name, url=url, provider=provider, cause=cause
+                ), True
+            if (repository.url, repository.provider) != (url, provider):
+                repository.update(url, provider, cause)
+            return repository, False
+
+        return self._save_with_retries(act)
+
+    def _name_repositories(
+        self, org_id: UUID, changes: ReleaseChanges, cause: Cause
+    ) -> tuple[ReleaseChanges, list[Repository]]:
+        """Spell each commit's and head commit's repository as the repository is named.
+
+        Returns the changes with those names and the repositories that
+        commits name for the first time, to be saved with the release.
+        Head commits may name only existing repositories.
+        """
+        repositories: dict[str, Repository] = {}
+        created: list[Repository] = []
+
+        def name_of(name: str, create: bool) -> str:
+            key = name.lower()
+            if key not in repositories:
+                repository = self._get_or_none(Repository.create_id(org_id, name))
+                if repository is None:
+                    if not create:
+                        raise InvalidFieldError("refs", f"Unknown repository {name!r}.")
+                    repository = Repository(
+                        org_id=org_id, name=name, url=None, provider=None, cause=cause
+                    )
+                    created.append(repository)
+                repositories[key] = repository
+            return repositories[key].name
+
+        named = changes
+        if changes.commits is not UNSET:
+            named = replace(named, commits=[
+                _with_repository(commit, name_of(commit["repository"], True))
+                for commit in changes.commits
+            ])
+        if changes.head_commits is not UNSET:
+            named = replace(named, head_commits=[
+                _with_repository(head, name_of(head["repository"], False))
+                for head in changes.head_commits
+            ])
+        return named, created
 
     # Saving.
 
@@ -413,18 +493,22 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
         except IntegrityError:
             raise AlreadyExistsError(message) from None
 
-    def _save_with_retries(self, act: Callable[[], tuple[T, bool]]) -> Outcome[T]:
+    def _save_with_retries(self, act: Callable[[], tuple[Any, ...]]) -> Outcome[Any]:
         """Run `act` on freshly loaded aggregates and save, retrying lost races.
 
-        A concurrent writer that saved first makes the save raise
-        IntegrityError; the command then runs again on the new state. Issues
-        that newly set commits fix are saved in the same transaction.
+        `act` returns the aggregate, whether it is new, and any further
+        aggregates to save first in the same transaction. A concurrent
+        writer that saved first makes the save raise IntegrityError; the
+        command then runs again on the new state. Issues that newly set
+        commits fix are saved in the same transaction.
         """
         for attempt in range(MAX_SAVE_ATTEMPTS):
-            aggregate, created = act()
+            aggregate, created, *others = act()
             resolved = self._resolve_fixed_issues(aggregate)
             try:
-                return Outcome(aggregate, self._save(aggregate, *resolved), created=created)
+                return Outcome(
+                    aggregate, self._save(*others, aggregate, *resolved), created=created
+                )
             except IntegrityError:
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
         raise ConflictError(
@@ -450,3 +534,7 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
 
 def _value_or(value: Any, default: Any) -> Any:
     return default if value is UNSET else value
+
+
+def _with_repository(item: dict[str, Any], name: str) -> dict[str, Any]:
+    return item if item["repository"] == name else {**item, "repository": name}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 from domain.dates import parse_datetime
 from domain.errors import InvalidFieldError
+from domain.repository import check_repository_name
 
 MAX_COMMIT_ID_LENGTH = 64
 MAX_EMAIL_LENGTH = 254
@@ -38,12 +40,17 @@ def derive_author_email(name: str) -> str:
     ASCII letters, digits, '-', '_' and '.' are kept and lower-cased, then
     '@localhost' is appended. A name of which nothing survives gets an
     address built from its code points, so two such authors stay apart.
+    When that address would pass the email length limit, a SHA-256 digest
+    of the name replaces the code points.
     """
     kept = _EMAIL_SAFE.sub("", name).lower()
     if kept.strip("."):
         return f"{kept}@localhost"
     code_points = "-".join(f"{ord(char):x}" for char in name)
-    return f"u-{code_points}@localhost"[:MAX_EMAIL_LENGTH]
+    address = f"u-{code_points}@localhost"
+    if len(address) <= MAX_EMAIL_LENGTH:
+        return address
+    return f"u-{hashlib.sha256(name.encode()).hexdigest()}@localhost"
 
 
 def _check_commit(index: int, commit: Any) -> dict[str, Any]:
@@ -57,8 +64,7 @@ def _check_commit(index: int, commit: Any) -> dict[str, Any]:
     timestamp = _timestamp(index, commit.get("timestamp"))
     return {
         "id": commit_id,
-        "repository": _string(index, commit, "repository", MAX_REPOSITORY_LENGTH)
-        or DEFAULT_REPOSITORY,
+        "repository": _repository(index, commit) or DEFAULT_REPOSITORY,
         "message": _string(index, commit, "message", MAX_MESSAGE_LENGTH),
         "author_name": author_name,
         "author_email": author_email,
@@ -84,6 +90,18 @@ def _string(
             "commits", f"commits[{index}].{key}: at most {max_length} characters."
         )
     return value
+
+
+def _repository(index: int, commit: dict[str, Any]) -> str | None:
+    name = _string(index, commit, "repository", MAX_REPOSITORY_LENGTH)
+    if name is None:
+        return None
+    try:
+        return check_repository_name("commits", name)
+    except InvalidFieldError as error:
+        raise InvalidFieldError(
+            "commits", f"commits[{index}].repository: {error.message}"
+        ) from None
 
 
 def _timestamp(index: int, value: Any) -> str | None:

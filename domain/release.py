@@ -95,6 +95,7 @@ class Release(Aggregate):
         self.status = "open"
         self.project_ids: list[UUID] = []
         self.commits: list[dict[str, Any]] = []
+        self.head_commits: list[dict[str, Any]] = []
         self.deleted = False
         self.new_issue_ids: list[UUID] = []
         self.files: dict[str, dict[str, Any]] = {}
@@ -147,6 +148,11 @@ class Release(Aggregate):
     def set_commits(self, commits: list[dict[str, Any]], cause: Cause) -> None:
         """Replace the whole commit list."""
         self.commits = list(commits)
+
+    @event("HeadCommitsSet")
+    def set_head_commits(self, head_commits: list[dict[str, Any]], cause: Cause) -> None:
+        """Replace the head commit per repository, each `{repository, commit, previous_commit}`."""
+        self.head_commits = list(head_commits)
 
     @event("Archived")
     def archive(self, cause: Cause) -> None:

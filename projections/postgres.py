@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -29,6 +30,15 @@ class PostgresCursor(Cursor):
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(statement, rows)  # type: ignore[arg-type]
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert with COPY, which sends all rows in one stream instead of one statement each."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with self._cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def fetchone(self) -> Row | None:
         return self._cursor.fetchone()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.activity import ActivityProjection
 from projections.audit import AuditProjection
+from projections.commits import CommitsProjection
 from projections.directory import DirectoryProjection
 from projections.files import FilesProjection
 from projections.issues import IssuesProjection
@@ -27,4 +28,5 @@ def all_projections() -> list[Projection]:
         FilesProjection(),
         AuditProjection(),
         TimelineProjection(),
+        CommitsProjection(),
     ]

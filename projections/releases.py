@@ -108,16 +108,16 @@ class ReleasesProjection(Projection):
     def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
-        cursor.executemany(
-            f"INSERT INTO {COMMITS} (release_id, position, commit_id, repository, message,"
-            " author_name, author_email, timestamp, patch_set)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
+        cursor.copy_rows(
+            COMMITS,
+            ("release_id", "position", "commit_id", "repository", "message", "author_name",
+             "author_email", "timestamp", "patch_set"),
+            (
                 (release_id, index, commit["id"], commit["repository"], commit["message"],
                  commit["author_name"], commit["author_email"], commit["timestamp"],
                  to_json(commit["patch_set"]))
                 for index, commit in enumerate(event.commits)
-            ],
+            ),
         )
         cursor.execute(
             f"UPDATE {RELEASES} SET commit_count = %s, last_commit = %s, authors = %s"
@@ -282,6 +282,25 @@ class ReleaseQueries:
             " ORDER BY position LIMIT %s",
             (release_id, after, limit),
         ).fetchall()
+
+    def previous_with_commits(self, release: Row, project_ids: Sequence[str]) -> Row | None:
+        """Return the latest release with commits listed before `release`, or None.
+
+        It must share one of `project_ids`, and the order is the release
+        list's: release date, else creation date, then public id.
+        """
+        if not project_ids:
+            return None
+        marks = ", ".join(["%s"] * len(project_ids))
+        return self.cursor.execute(
+            f"SELECT r.* FROM {RELEASES} r WHERE r.org_id = %s AND r.commit_count > 0"
+            " AND r.id <> %s AND (r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))"
+            f" AND EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
+            f" AND p.project_id IN ({marks}))"
+            " ORDER BY r.sort_key DESC, r.public_id DESC LIMIT 1",
+            (release["org_id"], release["id"], release["sort_key"], release["sort_key"],
+             release["public_id"], *project_ids),
+        ).fetchone()
 
     def deploy(self, public_id: int | None) -> Row | None:
         return self.cursor.execute(

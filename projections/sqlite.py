@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,12 @@ class SQLiteCursor(Cursor):
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(statement.replace("%s", "?"), rows)
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        marks = ", ".join(["?"] * len(columns))
+        self._cursor.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
+        )
 
     def fetchone(self) -> Row | None:
         row = self._cursor.fetchone()

@@ -32,7 +32,7 @@ def sign(hook_token: str, plugin: str, project_public_id: str) -> str:
 
 def hook_plugins(services: Services) -> dict[str, HookPlugin]:
     plugins: list[HookPlugin] = [
-        BuiltinPlugin(services.settings.max_body_bytes),
+        BuiltinPlugin(services.settings.max_release_body_bytes),
         HerokuPlugin(),
     ]
     return {plugin.name: plugin for plugin in plugins}
