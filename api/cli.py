@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from api.config import ConfigurationError, Settings
+from api.projection_commands import add_projection_commands
 from api.services import Services
 from domain.cause import Cause
 from domain.directory import ROLES, SCOPES
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_token_parser = _command(token, "revoke", revoke_token,
                                    "revoke a token; the next request with it answers 401")
     revoke_token_parser.add_argument("token", help="the token's secret")
+
+    add_projection_commands(commands)
     return parser
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -14,6 +14,7 @@ from projections.activity import ActivityQueries
 from projections.database import Cursor, Database
 from projections.directory import DirectoryQueries
 from projections.postgres import PostgresDatabase
+from projections.projection import Projection
 from projections.projector import Projector
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries
@@ -42,13 +43,22 @@ class Queries:
 class Services:
     """The ledger for commands and the read models for queries."""
 
-    def __init__(self, settings: Settings, *, create_tables: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        create_tables: bool = False,
+        projections: Sequence[Projection] | None = None,
+    ) -> None:
+        """Connect to the ledger and the read models, by default every registered one."""
         self.settings = settings
         if create_tables and settings.backend == "postgresql":
             _create_schema(settings)
         self.ledger = ReleaseLedger(env=settings.eventsourcing_env(create_table=create_tables))
         self.database = _open_database(settings)
-        self.projector = Projector(self.ledger, self.database, all_projections())
+        self.projector = Projector(
+            self.ledger, self.database, all_projections() if projections is None else projections
+        )
         if create_tables:
             self.projector.create_tables()
 

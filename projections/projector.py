@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
 
 from projections.database import Cursor, Database
 from projections.projection import Projection
@@ -19,8 +20,20 @@ CREATE_POSITIONS = (
     f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} ("
     " name TEXT PRIMARY KEY,"
     " position BIGINT NOT NULL,"
-    " updated_at TEXT NOT NULL)"
+    " updated_at TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'live',"
+    " error TEXT)"
 )
+# Columns added after the first release, with their definitions; databases
+# created before them gain them in `create_positions_table`.
+ADDED_POSITION_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'live'",
+    "error": "TEXT",
+}
+LIVE = "live"
+REBUILDING = "rebuilding"
+STOPPED = "stopped"
+FAILED = "failed"
 DEFAULT_BATCH_SIZE = 1000
 
 
@@ -60,7 +73,7 @@ class Projector:
 
     def create_tables(self) -> None:
         with self.database.transaction(write=True) as cursor:
-            cursor.execute(CREATE_POSITIONS)
+            create_positions_table(self.database, cursor)
             for projection in self.projections:
                 for statement in projection.create_statements:
                     cursor.execute(statement)
@@ -95,7 +108,11 @@ class Projector:
         for projection in self.projections:
             position = positions.get(projection.name, 0)
             while position < target:
-                count, position = self._apply_batch(projection, target)
+                try:
+                    count, position = self._apply_batch(projection, target)
+                except Exception as error:
+                    record_failure(self.database, projection.name, error)
+                    raise
                 applied += count
         return applied
 
@@ -109,12 +126,12 @@ class Projector:
                 start=position, limit=self.batch_size, stop=target, inclusive_of_start=False
             )
             for notification in notifications:
-                event = self.ledger.mapper.to_domain_event(notification)
-                projection.apply(event, cursor, notification.id)
+                apply_notification(self.ledger, projection, cursor, notification)
             new_position = notifications[-1].id if notifications else target
             cursor.execute(
-                f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s WHERE name = %s",
-                (new_position, _now(), projection.name),
+                f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s, state = %s,"
+                " error = NULL WHERE name = %s",
+                (new_position, _now(), LIVE, projection.name),
             )
         return len(notifications), new_position
 
@@ -126,6 +143,67 @@ class Projector:
         if row is None:
             raise LookupError(f"Read model {name!r} has no position; run 'release-ledger migrate'.")
         return row["position"]
+
+
+def apply_notification(
+    ledger: Application, projection: Projection, cursor: Cursor, notification: Notification
+) -> None:
+    """Decode one stored event and apply it; a failure names the read model and position."""
+    try:
+        event = ledger.mapper.to_domain_event(notification)
+        projection.apply(event, cursor, notification.id)
+    except Exception as error:
+        error.add_note(
+            f"Read model {projection.name} failed on the event at ledger position"
+            f" {notification.id} ({notification.topic})."
+        )
+        raise
+
+
+def create_positions_table(database: Database, cursor: Cursor) -> None:
+    """Create the positions table, or add the columns an older release lacked.
+
+    The caller's write transaction serializes concurrent migrations.
+    """
+    database.lock(cursor, POSITIONS_TABLE)
+    cursor.execute(CREATE_POSITIONS)
+    existing = database.column_names(cursor, POSITIONS_TABLE)
+    for column, definition in ADDED_POSITION_COLUMNS.items():
+        if column not in existing:
+            cursor.execute(f"ALTER TABLE {POSITIONS_TABLE} ADD COLUMN {column} {definition}")
+
+
+def record_failure(database: Database, name: str, error: BaseException) -> None:
+    """Mark read model `name` failed with `error`; the next batch it commits clears it.
+
+    The failure is logged whether or not it could be stored, because the
+    database itself may be what failed.
+    """
+    description = describe_error(error)
+    logger.error("read model failed", extra={"read_model": name, "error": description})
+    try:
+        with database.transaction(write=True) as cursor:
+            cursor.execute(
+                f"UPDATE {POSITIONS_TABLE} SET state = %s, error = %s, updated_at = %s"
+                " WHERE name = %s",
+                (FAILED, description, _now(), name),
+            )
+    except Exception as storing_error:
+        logger.warning(
+            "could not store read model failure",
+            extra={"read_model": name, "error": describe_error(storing_error)},
+        )
+
+
+def describe_error(error: BaseException) -> str:
+    """Return the error's type, message and notes on one line."""
+    parts = [f"{type(error).__name__}: {error}", *getattr(error, "__notes__", ())]
+    return " ".join(part.strip() for part in parts)
+
+
+def now_text() -> str:
+    """Return the current UTC time in the form stored in `updated_at`."""
+    return _now()
 
 
 def _now() -> str:

@@ -1,0 +1,195 @@
+"""Rebuilding read models from position zero beside the live ones, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.cli import main
+from domain.application import ReleaseChanges
+from projections.rebuild import COPY_PREFIX, Rebuild, RebuildError, rebuild_lock_name
+from projections.releases import ReleasesProjection
+from tests.builders import CAUSE
+from tests.read_models import (
+    all_contents,
+    org_id,
+    position,
+    project_ids,
+    projection_named,
+    rebuild,
+    record_history,
+    table_contents,
+)
+
+
+class FailingReleases(ReleasesProjection):
+    """The release read model, failing on the event at one ledger position."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+
+    def apply(self, event, cursor, position):
+        if position == self.fail_at:
+            raise RuntimeError("injected failure")
+        super().apply(event, cursor, position)
+
+
+def head(services) -> int:
+    return services.ledger.recorder.max_notification_id()
+
+
+def count_events_after(services, start: int) -> int:
+    return len(services.ledger.recorder.select_notifications(
+        start=start, limit=1_000_000, inclusive_of_start=False
+    ))
+
+
+def copy_tables(services) -> set[str]:
+    with services.database.transaction() as cursor:
+        return {t for t in services.database.table_names(cursor) if t.startswith(COPY_PREFIX)}
+
+
+def test_rebuild_equals_live_read_models(services, world):
+    record_history(services)
+    services.projector.catch_up()
+    live = all_contents(services)
+
+    positions = [rebuild(services, p.name, batch_size=10) for p in services.projector.projections]
+
+    assert all_contents(services) == live
+    assert positions == [head(services)] * len(positions)
+    assert all(position(services, p.name) == head(services)
+               for p in services.projector.projections)
+    assert position(services, "releases_v1:rebuild") is None
+    assert copy_tables(services) == set()
+
+
+def test_rebuild_of_behind_model_catches_up_to_head(services, world):
+    record_history(services, releases=3)
+
+    rebuild(services, "releases_v1")
+
+    assert position(services, "releases_v1") == head(services)
+    assert position(services, "activity_v1") < head(services)
+    with services.read() as queries:
+        organization = queries.directory.organization("acme")
+        assert queries.releases.get(organization["id"], "app@2.0")["status"] == "archived"
+
+
+def test_live_model_serves_reads_and_writes_during_rebuild(services, world):
+    record_history(services)
+    services.projector.catch_up()
+    org = org_id(services)
+    [web] = project_ids(services, "web")
+    seen_during_rebuild = []
+
+    def write_and_read_once(progress):
+        if seen_during_rebuild:
+            return
+        services.ledger.create_release(org, "during", ReleaseChanges(project_ids=[web]), CAUSE)
+        with services.read() as queries:
+            row = queries.releases.get(str(org), "during")
+        seen_during_rebuild.append((progress.position, progress.head, row))
+
+    rebuild(services, "releases_v1", batch_size=5, report=write_and_read_once)
+
+    copy_position, copy_head, row = seen_during_rebuild[0]
+    assert copy_position < copy_head
+    assert row is not None
+    with services.read() as queries:
+        assert queries.releases.get(str(org), "during") is not None
+    assert position(services, "releases_v1") == head(services)
+
+
+def test_failed_rebuild_resumes_without_repeating_events(services, world):
+    record_history(services)
+    services.projector.catch_up()
+    live = table_contents(services, ReleasesProjection())
+    fail_at = head(services) // 2
+
+    with pytest.raises(RuntimeError, match="injected failure"):
+        Rebuild(services.ledger, services.database, FailingReleases(fail_at), batch_size=7).run()
+    stopped_at = position(services, "releases_v1:rebuild")
+    resumed = Rebuild(services.ledger, services.database, ReleasesProjection(), batch_size=7)
+    resumed.run()
+
+    assert 0 < stopped_at < fail_at
+    assert (fail_at - 1 - stopped_at) < 7
+    assert resumed._applied == count_events_after(services, stopped_at)
+    assert table_contents(services, ReleasesProjection()) == live
+
+
+def test_interrupted_between_batches_resumes_where_it_stopped(services, world):
+    record_history(services)
+    services.projector.catch_up()
+    live = table_contents(services, ReleasesProjection())
+    batches = []
+
+    def stop_after_three_batches(progress):
+        batches.append(progress.position)
+        if len(batches) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rebuild(services, "releases_v1", batch_size=6, report=stop_after_three_batches)
+    resumed = Rebuild(services.ledger, services.database, ReleasesProjection(), batch_size=6)
+    resumed.run()
+
+    assert batches == [6, 12, 18]
+    assert resumed._applied == count_events_after(services, 18)
+    assert table_contents(services, ReleasesProjection()) == live
+
+
+def test_restart_discards_interrupted_copy(services, world):
+    record_history(services, releases=4)
+    services.projector.catch_up()
+    live = table_contents(services, ReleasesProjection())
+    with pytest.raises(RuntimeError):
+        Rebuild(services.ledger, services.database, FailingReleases(10), batch_size=3).run()
+
+    restarted = Rebuild(services.ledger, services.database, ReleasesProjection(), batch_size=3)
+    restarted.run(restart=True)
+
+    assert restarted._applied == count_events_after(services, 0)
+    assert table_contents(services, ReleasesProjection()) == live
+
+
+def test_second_rebuild_of_same_model_is_rejected(services, world):
+    projection = projection_named(services, "releases_v1")
+
+    with services.database.session_lock(rebuild_lock_name("releases_v1")) as acquired:
+        with pytest.raises(RebuildError, match="already running"):
+            Rebuild(services.ledger, services.database, projection).run()
+
+    assert acquired
+
+
+def test_rebuild_command_rebuilds_and_reports(services, world, settings, monkeypatch, capsys):
+    record_history(services, releases=3)
+    monkeypatch.setenv("LEDGER_DATABASE_URL", settings.database_url)
+
+    code = main(["projections", "rebuild", "releases_v1", "--batch-size", "4"])
+
+    output = capsys.readouterr()
+    assert code == 0
+    assert f"it is live at position {head(services)}" in output.out
+    assert "rebuild releases_v1: position 4 of" in output.err
+    assert f"rebuild releases_v1: live at position {head(services):,}" in output.err
+    assert position(services, "releases_v1") == head(services)
+
+
+def test_rebuild_command_rejects_unknown_read_model(settings, services, monkeypatch, capsys):
+    monkeypatch.setenv("LEDGER_DATABASE_URL", settings.database_url)
+
+    code = main(["projections", "rebuild", "nothing_v1"])
+
+    assert code == 1
+    assert "'nothing_v1' is not registered" in capsys.readouterr().err
+
+
+def test_rebuild_command_rejects_batch_size_zero(settings, services, monkeypatch, capsys):
+    monkeypatch.setenv("LEDGER_DATABASE_URL", settings.database_url)
+
+    code = main(["projections", "rebuild", "releases_v1", "--batch-size", "0"])
+
+    assert code == 1
+    assert "Invalid batch size 0" in capsys.readouterr().err
