@@ -11,6 +11,7 @@ import falcon
 from api.activity import ActivityFeed
 from api.commits import ReleaseCommits
 from api.config import Settings
+from api.delivery import DeliveryMetrics
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
 from api.logs import configure_logging
@@ -62,6 +63,7 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{ORG}/releases/{{version}}/commits/", commits)
     app.add_route(f"{ORG}/releases/{{version}}/deploys/", DeployCollection(services))
     app.add_route(f"{ORG}/activity/", ActivityFeed(services))
+    app.add_route(f"{ORG}/delivery-metrics/", DeliveryMetrics(services))
     app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")

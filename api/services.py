@@ -12,6 +12,7 @@ from api.config import Settings
 from domain.application import ReleaseLedger
 from projections.activity import ActivityQueries
 from projections.database import Cursor, Database
+from projections.delivery import DeliveryQueries
 from projections.directory import DirectoryQueries
 from projections.postgres import PostgresDatabase
 from projections.projection import Projection
@@ -38,6 +39,10 @@ class Queries:
     @property
     def activity(self) -> ActivityQueries:
         return ActivityQueries(self.cursor)
+
+    @property
+    def delivery(self) -> DeliveryQueries:
+        return DeliveryQueries(self.cursor)
 
 
 class Services:

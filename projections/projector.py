@@ -188,7 +188,7 @@ def record_failure(database: Database, name: str, error: BaseException) -> None:
                 " WHERE name = %s",
                 (FAILED, description, _now(), name),
             )
-    except Exception as storing_error:
+    except Exception as storing_error:  # noqa: BLE001 - the original error is re-raised
         logger.warning(
             "could not store read model failure",
             extra={"read_model": name, "error": describe_error(storing_error)},

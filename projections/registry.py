@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.activity import ActivityProjection
+from projections.delivery import DeliveryProjection
 from projections.directory import DirectoryProjection
 from projections.projection import Projection
 from projections.releases import ReleasesProjection
@@ -13,6 +14,12 @@ def all_projections() -> list[Projection]:
 
     A new read model is registered by adding it here; `release-ledger
     migrate` then creates its tables and the projector fills it from
-    position zero.
+    position zero, or `release-ledger projections rebuild NAME` fills it
+    by replay before readers see it. docs/read-models.md walks through it.
     """
-    return [DirectoryProjection(), ReleasesProjection(), ActivityProjection()]
+    return [
+        DirectoryProjection(),
+        ReleasesProjection(),
+        ActivityProjection(),
+        DeliveryProjection(),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import sqlite3
 import threading
@@ -90,11 +91,10 @@ class SQLiteDatabase(Database):
             yield acquired
 
     def is_locked(self, name: str) -> bool:
-        try:
-            file = open(self._lock_path(name), "rb")
-        except FileNotFoundError:
+        path = self._lock_path(name)
+        if not os.path.exists(path):
             return False
-        with file:
+        with open(path, "rb") as file:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

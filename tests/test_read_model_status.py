@@ -10,7 +10,6 @@ import pytest
 from api.cli import main
 from projections.projector import Projector
 from projections.rebuild import Rebuild
-from projections.releases import ReleasesProjection
 from tests.read_models import position, rebuild, record_history, statuses
 from tests.test_rebuild import FailingReleases, head
 

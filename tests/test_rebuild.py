@@ -156,9 +156,9 @@ def test_restart_discards_interrupted_copy(services, world):
 def test_second_rebuild_of_same_model_is_rejected(services, world):
     projection = projection_named(services, "releases_v1")
 
-    with services.database.session_lock(rebuild_lock_name("releases_v1")) as acquired:
-        with pytest.raises(RebuildError, match="already running"):
-            Rebuild(services.ledger, services.database, projection).run()
+    lock = services.database.session_lock(rebuild_lock_name("releases_v1"))
+    with lock as acquired, pytest.raises(RebuildError, match="already running"):
+        Rebuild(services.ledger, services.database, projection).run()
 
     assert acquired
 
