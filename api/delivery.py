@@ -5,8 +5,8 @@ slug, repeatable; default every project the caller may use),
 `environment` (repeatable; default every environment deployed to),
 `start` and `end` (RFC 3339; default the 30 days before now) and
 `interval` (`1d` or `1w`, default `1d`). Intervals start at midnight UTC,
-weekly ones on Mondays as ISO weeks do, so the first and last interval
-may reach outside [start, end); only events inside it count.
+and weekly ones on Mondays as ISO weeks do. The first and last interval
+may therefore reach outside [start, end), but only events inside it count.
 
 Durations are in seconds. Medians and 90th percentiles interpolate
 linearly between the two nearest values, as PostgreSQL's
@@ -129,7 +129,7 @@ def chosen_projects(
     """Return the requested projects, by id or slug, or every project the caller may use.
 
     A project that does not exist and one the caller may not use are
-    rejected alike, so the answer does not tell them apart.
+    rejected alike, so the response does not tell them apart.
     """
     usable = [p for p in queries.directory.projects(access.org_id) if access.may_use(p["id"])]
     if not requested:

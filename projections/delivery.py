@@ -14,7 +14,7 @@ model is filled by replaying the ledger from position zero.
   ledger recorded it) to its current `dateReleased`.
 
 Deleting a release removes its deploys, commits and release time from the
-metrics, as it does from every other view; creating the version again
+metrics, as it does from every other view. Creating the version again
 starts a new lifetime. All times are stored as microseconds since the
 epoch, UTC.
 """

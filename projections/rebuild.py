@@ -4,10 +4,10 @@ The copy lives in tables named COPY_PREFIX + the live name, filled by the
 projection's own handlers through a cursor that rewrites its table names.
 Its position is tracked under its own name in the positions table, in the
 same transaction as its rows, so a rebuild killed at any moment resumes
-where its last batch committed. The switch runs in one transaction that
-holds the live model's lock: it catches the copy up with the ledger, drops
-the live tables, renames the copy's tables and indexes to the live names
-and moves the live position to the copy's.
+where its last batch committed. The switch is one transaction holding
+the live model's lock. It catches the copy up with the ledger, drops the
+live tables, renames the copy's tables and indexes to the live names and
+moves the live position to the copy's.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 class RebuildError(LedgerError):
-    """Raised when a rebuild cannot start or cannot go on; the message says what to do."""
+    """Raised when a rebuild cannot start or cannot go on; the message names the next step."""
 
 
 def copy_position_name(name: str) -> str:

@@ -12,10 +12,11 @@ from projections.releases import ReleasesProjection
 def all_projections() -> list[Projection]:
     """Return one instance of every registered read model.
 
-    A new read model is registered by adding it here; `release-ledger
+    A new read model is registered by adding it here. `release-ledger
     migrate` then creates its tables and the projector fills it from
-    position zero, or `release-ledger projections rebuild NAME` fills it
-    by replay before readers see it. docs/read-models.md walks through it.
+    position zero. `release-ledger projections rebuild NAME` can instead
+    fill it by replay before readers use it. docs/read-models.md walks
+    through adding one.
     """
     return [
         DirectoryProjection(),

@@ -1,4 +1,4 @@
-"""What `release-ledger projections list` shows: each read model's position, lag and state."""
+"""Read-model status for `release-ledger projections list`: position, lag and state."""
 
 from __future__ import annotations
 

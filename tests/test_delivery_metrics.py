@@ -5,9 +5,10 @@ Then the model is registered and rebuilt, and its figures are checked
 against values worked out by hand below.
 
 Commits (timestamps from day 0, 08:00): a at +0 h, b at +1 h, c at +2 h, d
-without a timestamp. Releases: 1.0 (web, api; a, b, d), 1.1 (web; b, c),
-0.9 (web; a; deployed at day 0 01:00, then deleted), 0.8 (web; deployed,
-deleted, created again and deployed once more).
+without a timestamp. Release 1.0 links web and api and contains a, b and
+d. Release 1.1 links web and contains b and c. Release 0.9 links web,
+contains a, is deployed at day 0 01:00 and then deleted. Release 0.8
+links web and is deployed, deleted, created again and deployed once more.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def test_rebuild_fills_model_to_head(registered):
     assert position(registered, "delivery_v1") == head
 
 
-def test_deploys_per_day_count_live_releases_only(metrics_client, history, day0):
+def test_deploys_per_day_skip_deleted_releases(metrics_client, history, day0):
     body = get_metrics(metrics_client, history.headers(), day0).json
 
     web = by_slug(body)["web"]
@@ -160,7 +161,7 @@ def test_deploys_per_day_count_live_releases_only(metrics_client, history, day0)
     assert by_slug(body)["billing"]["environments"] == []
 
 
-def test_lead_time_runs_to_first_deploy_containing_commit(metrics_client, history, day0):
+def test_lead_time_to_first_deploy(metrics_client, history, day0):
     body = get_metrics(metrics_client, history.headers(), day0).json
 
     web = by_slug(body)["web"]
@@ -182,7 +183,7 @@ def test_lead_time_runs_to_first_deploy_containing_commit(metrics_client, histor
     assert day1["leadTime"]["count"] == 3
 
 
-def test_time_to_release_runs_from_creation_to_release_date(metrics_client, history, day0):
+def test_time_to_release_from_creation(metrics_client, history, day0):
     body = get_metrics(metrics_client, history.headers(), day0).json
 
     projects = by_slug(body)
@@ -237,7 +238,7 @@ def test_range_excludes_deploys_outside_it(metrics_client, history, day0):
     ]
 
 
-def test_caller_sees_only_projects_it_may_use(metrics_client, history, day0):
+def test_caller_sees_only_usable_projects(metrics_client, history, day0):
     frontend = history.headers("frontend")
 
     mine = get_metrics(metrics_client, frontend, day0)

@@ -62,7 +62,7 @@ def test_terminal_gets_one_line_redrawn_in_place():
     assert output.endswith("100%  1,000/1,000 events  250 events/s  0:00:00 left\x1b[K\n")
 
 
-def test_other_streams_get_a_line_per_interval_and_a_last_line():
+def test_plain_lines_once_per_interval():
     stream = Stream(terminal=False)
     clock = Clock()
     report = ProgressReport(stream, interval=10.0, clock=clock)

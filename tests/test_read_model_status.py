@@ -14,7 +14,7 @@ from tests.read_models import position, rebuild, record_history, statuses
 from tests.test_rebuild import FailingReleases, head
 
 
-def test_caught_up_models_are_live_without_lag(services, world):
+def test_caught_up_models_are_live(services, world):
     services.projector.catch_up()
 
     found = statuses(services)
@@ -29,7 +29,7 @@ def test_caught_up_models_are_live_without_lag(services, world):
         assert status.detail is None
 
 
-def test_lag_counts_events_and_seconds_since_oldest_pending_event(services, world):
+def test_lag_since_oldest_pending_event(services, world):
     services.projector.catch_up()
     caught_up_at = head(services)
     record_history(services, releases=1)
@@ -49,7 +49,7 @@ def test_lag_counts_events_and_seconds_since_oldest_pending_event(services, worl
     assert status.lag_seconds == pytest.approx(90.0)
 
 
-def test_failed_model_shows_error_until_it_recovers(services, world):
+def test_failed_model_shows_error_until_recovery(services, world):
     record_history(services, releases=2)
     fail_at = head(services) - 1
     failing = Projector(services.ledger, services.database, [FailingReleases(fail_at)])
@@ -111,7 +111,7 @@ def test_failed_rebuild_is_listed_as_failed(services, world):
     assert statuses(services)["releases_v1"].state == "live"
 
 
-def test_unregistered_and_uncreated_models_are_stopped(services, world):
+def test_unregistered_models_are_stopped(services, world):
     services.projector.catch_up()
     with services.database.transaction(write=True) as cursor:
         cursor.execute("UPDATE projection_positions SET name = %s WHERE name = %s",
@@ -126,7 +126,7 @@ def test_unregistered_and_uncreated_models_are_stopped(services, world):
     assert found["releases_v0"].detail == "not registered"
 
 
-def test_positions_table_of_older_release_gains_state_columns(services, world):
+def test_old_positions_table_gains_columns(services, world):
     services.projector.catch_up()
     caught_up_at = head(services)
     with services.database.transaction(write=True) as cursor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from api.cli import main
@@ -63,7 +65,7 @@ def test_rebuild_equals_live_read_models(services, world):
     assert copy_tables(services) == set()
 
 
-def test_rebuild_of_behind_model_catches_up_to_head(services, world):
+def test_rebuild_reaches_ledger_head(services, world):
     record_history(services, releases=3)
 
     rebuild(services, "releases_v1")
@@ -75,7 +77,7 @@ def test_rebuild_of_behind_model_catches_up_to_head(services, world):
         assert queries.releases.get(organization["id"], "app@2.0")["status"] == "archived"
 
 
-def test_live_model_serves_reads_and_writes_during_rebuild(services, world):
+def test_live_model_serves_during_rebuild(services, world):
     record_history(services)
     services.projector.catch_up()
     org = org_id(services)
@@ -100,7 +102,42 @@ def test_live_model_serves_reads_and_writes_during_rebuild(services, world):
     assert position(services, "releases_v1") == head(services)
 
 
-def test_failed_rebuild_resumes_without_repeating_events(services, world):
+def test_readers_see_whole_tables_across_switch(services, world):
+    record_history(services)
+    services.projector.catch_up()
+    org = str(org_id(services))
+    with services.read() as queries:
+        expected = len(queries.releases.page(org, None, "open", None, None, None, 100))
+    counts, errors = [], []
+    stop = threading.Event()
+
+    def read_until_stopped():
+        while not stop.is_set():
+            try:
+                with services.read() as queries:
+                    rows = queries.releases.page(org, None, "open", None, None, None, 100)
+                    linked = queries.releases.project_ids([row["id"] for row in rows])
+            except Exception as error:
+                errors.append(error)
+                return
+            counts.append((len(rows), all(linked.values())))
+
+    readers = [threading.Thread(target=read_until_stopped) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        rebuild(services, "releases_v1", batch_size=5)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+
+    assert errors == []
+    assert counts
+    assert set(counts) == {(expected, True)}
+
+
+def test_failed_rebuild_resumes_exactly(services, world):
     record_history(services)
     services.projector.catch_up()
     live = table_contents(services, ReleasesProjection())
@@ -118,7 +155,7 @@ def test_failed_rebuild_resumes_without_repeating_events(services, world):
     assert table_contents(services, ReleasesProjection()) == live
 
 
-def test_interrupted_between_batches_resumes_where_it_stopped(services, world):
+def test_interrupted_rebuild_resumes_exactly(services, world):
     record_history(services)
     services.projector.catch_up()
     live = table_contents(services, ReleasesProjection())

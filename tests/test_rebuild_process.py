@@ -44,7 +44,7 @@ def wait_until_unlocked(services, name: str) -> None:
         time.sleep(0.05)
 
 
-def test_rebuild_killed_with_sigkill_resumes_to_clean_result(services, world, settings):
+def test_sigkilled_rebuild_resumes_exactly(services, world, settings):
     record_history(services, releases=30)
     services.projector.catch_up()
     rebuild(services, "releases_v1")
