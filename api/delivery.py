@@ -8,11 +8,12 @@ slug, repeatable; default every project the caller may use),
 and weekly ones on Mondays as ISO weeks do. The first and last interval
 may therefore reach outside [start, end), but only events inside it count.
 
-Durations are in seconds. Medians and 90th percentiles interpolate
-linearly between the two nearest values, as PostgreSQL's
-`percentile_cont` does. A negative duration (a commit timestamp after
-its deploy, a release date before the ledger recorded the release)
-counts as zero.
+`deploysPerInterval` is the number of deploys divided by the length of
+[start, end) in intervals. Durations are in seconds. Medians and 90th
+percentiles interpolate linearly between the two nearest values, as
+PostgreSQL's `percentile_cont` does. A negative duration (a commit
+timestamp after its deploy, a release date before the ledger recorded
+the release) counts as zero.
 """
 
 from __future__ import annotations

@@ -10,10 +10,33 @@ from api.services import Services
 from domain.application import ReleaseChanges
 from projections.projection import Projection
 from projections.rebuild import Rebuild
+from projections.releases import ReleasesProjection
 from projections.status import ReadModelStatus, read_model_statuses
 from tests.builders import CAUSE
 
 BASE_TIME = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
+
+
+class FailingReleases(ReleasesProjection):
+    """The release read model, failing on the event at one ledger position."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+
+    def apply(self, event, cursor, position):
+        if position == self.fail_at:
+            raise RuntimeError("injected failure")
+        super().apply(event, cursor, position)
+
+
+def head(services: Services) -> int:
+    return services.ledger.recorder.max_notification_id() or 0
+
+
+def count_events_after(services: Services, start: int) -> int:
+    return len(services.ledger.recorder.select_notifications(
+        start=start, limit=1_000_000, inclusive_of_start=False
+    ))
 
 
 def table_contents(services: Services, projection: Projection) -> dict[str, list[str]]:

@@ -10,8 +10,14 @@ import pytest
 from api.cli import main
 from projections.projector import Projector
 from projections.rebuild import Rebuild
-from tests.read_models import position, rebuild, record_history, statuses
-from tests.test_rebuild import FailingReleases, head
+from tests.read_models import (
+    FailingReleases,
+    head,
+    position,
+    rebuild,
+    record_history,
+    statuses,
+)
 
 
 def test_caught_up_models_are_live(services, world):

@@ -12,7 +12,10 @@ from projections.rebuild import COPY_PREFIX, Rebuild, RebuildError, rebuild_lock
 from projections.releases import ReleasesProjection
 from tests.builders import CAUSE
 from tests.read_models import (
+    FailingReleases,
     all_contents,
+    count_events_after,
+    head,
     org_id,
     position,
     project_ids,
@@ -21,28 +24,6 @@ from tests.read_models import (
     record_history,
     table_contents,
 )
-
-
-class FailingReleases(ReleasesProjection):
-    """The release read model, failing on the event at one ledger position."""
-
-    def __init__(self, fail_at: int) -> None:
-        self.fail_at = fail_at
-
-    def apply(self, event, cursor, position):
-        if position == self.fail_at:
-            raise RuntimeError("injected failure")
-        super().apply(event, cursor, position)
-
-
-def head(services) -> int:
-    return services.ledger.recorder.max_notification_id()
-
-
-def count_events_after(services, start: int) -> int:
-    return len(services.ledger.recorder.select_notifications(
-        start=start, limit=1_000_000, inclusive_of_start=False
-    ))
 
 
 def copy_tables(services) -> set[str]:
@@ -117,7 +98,7 @@ def test_readers_see_whole_tables_across_switch(services, world):
                 with services.read() as queries:
                     rows = queries.releases.page(org, None, "open", None, None, None, 100)
                     linked = queries.releases.project_ids([row["id"] for row in rows])
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - the main thread asserts on it
                 errors.append(error)
                 return
             counts.append((len(rows), all(linked.values())))

@@ -7,9 +7,16 @@ import signal
 import subprocess
 import time
 
-from tests.read_models import all_contents, position, rebuild, record_history, statuses
+from tests.read_models import (
+    all_contents,
+    count_events_after,
+    head,
+    position,
+    rebuild,
+    record_history,
+    statuses,
+)
 from tests.servers import BIN, ROOT
-from tests.test_rebuild import count_events_after, head
 
 TIMEOUT_SECONDS = 60
 
