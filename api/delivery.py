@@ -19,10 +19,10 @@ the release) counts as zero.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import falcon
 
@@ -71,7 +71,7 @@ class Window:
 
 
 class DeliveryMetrics(Resource):
-    scopes = {"GET": READ_SCOPES | {"org:read"}}
+    scopes: ClassVar[dict[str, Collection[str]]] = {"GET": READ_SCOPES | {"org:read"}}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         window = read_window(req)

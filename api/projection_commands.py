@@ -11,7 +11,12 @@ from api.services import Services
 from domain.cause import Cause
 from domain.errors import NotFoundError
 from projections.projection import Projection
-from projections.rebuild import DEFAULT_REBUILD_BATCH_SIZE, Rebuild, RebuildError
+from projections.rebuild import (
+    DEFAULT_REBUILD_BATCH_SIZE,
+    SQLITE_PAUSE_SECONDS,
+    Rebuild,
+    RebuildError,
+)
 from projections.status import ReadModelStatus, read_model_statuses
 
 TABLE_HEADINGS = ("READ MODEL", "POSITION", "HEAD", "LAG EVENTS", "LAG SECONDS", "STATE")
@@ -42,8 +47,10 @@ def add_projection_commands(commands: argparse._SubParsersAction) -> argparse._S
         help=f"events applied per transaction (default {DEFAULT_REBUILD_BATCH_SIZE})",
     )
     rebuild_parser.add_argument(
-        "--pause", type=float, default=0.0, metavar="SECONDS",
-        help="sleep after each batch to leave a busy database room (default 0)",
+        "--pause", type=float, metavar="SECONDS",
+        help="sleep after each batch to leave a busy database room (default 0 on"
+        f" PostgreSQL and {SQLITE_PAUSE_SECONDS} on SQLite, whose single write lock"
+        " writers would otherwise wait for)",
     )
     rebuild_parser.add_argument(
         "--restart", action="store_true",

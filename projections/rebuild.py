@@ -40,6 +40,10 @@ DEFAULT_REBUILD_BATCH_SIZE = 1000
 # PostgreSQL cuts longer identifiers short (NAMEDATALEN 64, less one byte).
 MAX_IDENTIFIER_LENGTH = 63
 REWRITE_CACHE_SIZE = 4096
+# SQLite has a single write lock, and a writer waiting for it sleeps at most
+# 100 ms between tries (the default busy handler of SQLite 3). A rebuild that
+# pauses that long after each batch lets a waiting writer take the lock.
+SQLITE_PAUSE_SECONDS = 0.1
 
 _TABLE_STATEMENT = re.compile(
     r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE
@@ -153,7 +157,9 @@ class Rebuild:
 
     `report` is called after every committed batch and once when the
     copy has gone live. `pause` is a sleep after each batch, in seconds,
-    to leave a busy database room for its live load.
+    to leave a busy database room for its live load. By default it is 0
+    on PostgreSQL and SQLITE_PAUSE_SECONDS on SQLite, where the live
+    load's writes would otherwise wait for the whole rebuild.
     """
 
     def __init__(
@@ -163,7 +169,7 @@ class Rebuild:
         projection: Projection,
         *,
         batch_size: int = DEFAULT_REBUILD_BATCH_SIZE,
-        pause: float = 0.0,
+        pause: float | None = None,
         report: Callable[[Progress], None] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -173,6 +179,8 @@ class Rebuild:
         self.projection = projection
         self.schema = CopySchema(projection)
         self.batch_size = batch_size
+        if pause is None:
+            pause = SQLITE_PAUSE_SECONDS if database.dialect == "sqlite" else 0.0
         self.pause = pause
         self.report = report or (lambda progress: None)
         self.copy_name = copy_position_name(projection.name)

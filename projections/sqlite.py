@@ -80,7 +80,7 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def session_lock(self, name: str) -> Iterator[bool]:
-        """Hold an flock on a file beside the database; the kernel drops it when the process dies."""
+        """Hold an flock on a file beside the database; the kernel drops it if the process dies."""
         with open(self._lock_path(name), "ab") as file:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)

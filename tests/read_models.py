@@ -54,8 +54,12 @@ def all_contents(services: Services) -> dict[str, dict[str, list[str]]]:
 
 
 def rebuild(services: Services, name: str, **options) -> int:
-    """Rebuild the registered read model `name` in this process; return its live position."""
+    """Rebuild the registered read model `name` in this process; return its live position.
+
+    Batches follow each other without a pause unless `pause` is given.
+    """
     projection = projection_named(services, name)
+    options.setdefault("pause", 0.0)
     return Rebuild(services.ledger, services.database, projection, **options).run()
 
 

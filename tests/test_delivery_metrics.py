@@ -113,7 +113,8 @@ def registered(settings, history, monkeypatch):
     monkeypatch.setenv("LEDGER_DATABASE_URL", settings.database_url)
     try:
         assert position(services, "delivery_v1") in (None, 0)
-        assert main(["projections", "rebuild", "delivery_v1", "--batch-size", "7"]) == 0
+        command = ["projections", "rebuild", "delivery_v1", "--batch-size", "7", "--pause", "0"]
+        assert main(command) == 0
         yield services
     finally:
         services.close()

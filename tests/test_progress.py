@@ -76,6 +76,8 @@ def test_plain_lines_once_per_interval():
     assert [line.split(":")[1].split(" of")[0] for line in lines[:3]] == [
         " position 0", " position 100", " position 200",
     ]
-    assert lines[3] == "rebuild releases_v1: live at position 1,000; 1,000 events in 30.0 s (33 events/s)"
+    assert lines[3] == (
+        "rebuild releases_v1: live at position 1,000; 1,000 events in 30.0 s (33 events/s)"
+    )
     assert len(lines) == 4
     assert "\r" not in stream.getvalue()

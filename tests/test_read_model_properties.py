@@ -87,7 +87,7 @@ class Commands:
         self.org_id = ledger.get_organization("acme").id
 
     def run(self, command: tuple) -> None:
-        """Run one command; those the ledger rejects, such as deploying a missing release, record nothing."""
+        """Run one command; a command the ledger rejects records nothing and is skipped."""
         name, *arguments = command
         try:
             getattr(self, name)(*arguments)

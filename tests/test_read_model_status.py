@@ -108,7 +108,9 @@ def test_failed_rebuild_is_listed_as_failed(services, world):
     record_history(services, releases=4)
 
     with pytest.raises(RuntimeError):
-        Rebuild(services.ledger, services.database, FailingReleases(8), batch_size=5).run()
+        Rebuild(
+            services.ledger, services.database, FailingReleases(8), batch_size=5, pause=0
+        ).run()
     copy = statuses(services)["releases_v1:rebuild"]
 
     assert copy.state == "failed"

@@ -118,6 +118,41 @@ def test_readers_see_whole_tables_across_switch(services, world):
     assert set(counts) == {(expected, True)}
 
 
+def test_writes_during_rebuild_reach_rebuilt_model(services, world):
+    record_history(services)
+    services.projector.catch_up()
+    org = org_id(services)
+    [web] = project_ids(services, "web")
+    stop = threading.Event()
+    written = []
+
+    def write_until_stopped():
+        while not stop.is_set() and len(written) < 30:
+            version = f"concurrent-{len(written)}"
+            services.ledger.create_release(org, version, ReleaseChanges(project_ids=[web]),
+                                           CAUSE)
+            services.projector.catch_up()
+            written.append(version)
+
+    written_by_batch = []
+    writer = threading.Thread(target=write_until_stopped)
+    writer.start()
+    try:
+        rebuild(services, "releases_v1", batch_size=5, pause=None,
+                report=lambda progress: written_by_batch.append(len(written)))
+    finally:
+        stop.set()
+        writer.join()
+    services.projector.catch_up()
+    kept_live = table_contents(services, ReleasesProjection())
+    rebuild(services, "releases_v1")
+
+    assert written_by_batch[-1] > written_by_batch[0]
+    assert table_contents(services, ReleasesProjection()) == kept_live
+    with services.read() as queries:
+        assert all(queries.releases.get(str(org), version) for version in written)
+
+
 def test_failed_rebuild_resumes_exactly(services, world):
     record_history(services)
     services.projector.catch_up()
@@ -125,9 +160,12 @@ def test_failed_rebuild_resumes_exactly(services, world):
     fail_at = head(services) // 2
 
     with pytest.raises(RuntimeError, match="injected failure"):
-        Rebuild(services.ledger, services.database, FailingReleases(fail_at), batch_size=7).run()
+        failing = FailingReleases(fail_at)
+        Rebuild(services.ledger, services.database, failing, batch_size=7, pause=0).run()
     stopped_at = position(services, "releases_v1:rebuild")
-    resumed = Rebuild(services.ledger, services.database, ReleasesProjection(), batch_size=7)
+    resumed = Rebuild(
+        services.ledger, services.database, ReleasesProjection(), batch_size=7, pause=0
+    )
     resumed.run()
 
     assert 0 < stopped_at < fail_at
@@ -149,7 +187,9 @@ def test_interrupted_rebuild_resumes_exactly(services, world):
 
     with pytest.raises(KeyboardInterrupt):
         rebuild(services, "releases_v1", batch_size=6, report=stop_after_three_batches)
-    resumed = Rebuild(services.ledger, services.database, ReleasesProjection(), batch_size=6)
+    resumed = Rebuild(
+        services.ledger, services.database, ReleasesProjection(), batch_size=6, pause=0
+    )
     resumed.run()
 
     assert batches == [6, 12, 18]
@@ -162,9 +202,13 @@ def test_restart_discards_interrupted_copy(services, world):
     services.projector.catch_up()
     live = table_contents(services, ReleasesProjection())
     with pytest.raises(RuntimeError):
-        Rebuild(services.ledger, services.database, FailingReleases(10), batch_size=3).run()
+        Rebuild(
+            services.ledger, services.database, FailingReleases(10), batch_size=3, pause=0
+        ).run()
 
-    restarted = Rebuild(services.ledger, services.database, ReleasesProjection(), batch_size=3)
+    restarted = Rebuild(
+        services.ledger, services.database, ReleasesProjection(), batch_size=3, pause=0
+    )
     restarted.run(restart=True)
 
     assert restarted._applied == count_events_after(services, 0)
