@@ -61,6 +61,10 @@ class Database(ABC):
         """Return whether some process holds the session lock on `name`."""
 
     @abstractmethod
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Return whether `error` means the database could not be reached or locked in time."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def table_exists(self, cursor: Cursor, table: str) -> bool:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -106,6 +107,9 @@ class PostgresDatabase(Database):
             if acquired:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
         return not acquired
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        return isinstance(error, psycopg.OperationalError | psycopg_pool.PoolTimeout)
 
     def table_names(self, cursor: Cursor) -> set[str]:
         rows = cursor.execute(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
+from eventsourcing.persistence import OperationalError as LedgerOperationalError
 
 from projections.database import Cursor, Database
 from projections.projection import Projection
@@ -111,7 +112,8 @@ class Projector:
                 try:
                     count, position = self._apply_batch(projection, target)
                 except Exception as error:
-                    record_failure(self.database, projection.name, error)
+                    if not is_unavailable(self.database, error):
+                        record_failure(self.database, projection.name, error)
                     raise
                 applied += count
         return applied
@@ -171,6 +173,15 @@ def create_positions_table(database: Database, cursor: Cursor) -> None:
     for column, definition in ADDED_POSITION_COLUMNS.items():
         if column not in existing:
             cursor.execute(f"ALTER TABLE {POSITIONS_TABLE} ADD COLUMN {column} {definition}")
+
+
+def is_unavailable(database: Database, error: BaseException) -> bool:
+    """Return whether `error` means the database was out of reach rather than the read model wrong.
+
+    Such errors are not stored as a failure: storing would wait for the
+    same database, and the next request retries anyway.
+    """
+    return isinstance(error, LedgerOperationalError) or database.is_unavailable(error)
 
 
 def record_failure(database: Database, name: str, error: BaseException) -> None:

@@ -30,6 +30,7 @@ from projections.projector import (
     REBUILDING,
     apply_notification,
     create_positions_table,
+    is_unavailable,
     now_text,
     record_failure,
 )
@@ -204,7 +205,8 @@ class Rebuild:
                 self._replay()
                 return self._switch()
             except Exception as error:
-                record_failure(self.database, self.copy_name, error)
+                if not is_unavailable(self.database, error):
+                    record_failure(self.database, self.copy_name, error)
                 raise
 
     def head(self) -> int:

@@ -101,6 +101,10 @@ class SQLiteDatabase(Database):
                 return True
             return False
 
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Return whether `error` is SQLite's busy timeout running out."""
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
     def _lock_path(self, name: str) -> str:
         return f"{self.path}-{_LOCK_NAME_UNSAFE.sub('_', name)}.lock"
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from api.cli import main
 from projections.projector import Projector
 from projections.rebuild import Rebuild
+from projections.releases import ReleasesProjection
 from tests.read_models import (
     FailingReleases,
     head,
@@ -72,6 +75,31 @@ def test_failed_model_shows_error_until_recovery(services, world):
     assert failed.position < fail_at
     assert recovered.state == "live"
     assert recovered.detail is None
+
+
+class UnreachableReleases(ReleasesProjection):
+    """The release read model, raising the error of an unreachable database on every event."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+
+    def apply(self, event, cursor, position):
+        if self.backend == "sqlite":
+            raise sqlite3.OperationalError("database is locked")
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+
+def test_unreachable_database_is_not_stored_as_failure(services, world, backend):
+    record_history(services, releases=1)
+    unreachable = Projector(services.ledger, services.database, [UnreachableReleases(backend)])
+
+    with pytest.raises((sqlite3.OperationalError, psycopg.OperationalError)):
+        unreachable.catch_up()
+
+    status = statuses(services)["releases_v1"]
+    assert status.state == "live"
+    assert status.detail is None
+    assert status.lag_events > 0
 
 
 def test_running_rebuild_is_listed_as_rebuilding(services, world):
