@@ -12,6 +12,7 @@ from api.activity import ActivityFeed
 from api.audit import AuditLog, ReleaseHistory
 from api.commits import PreviousReleaseWithCommits, ReleaseCommitFiles, ReleaseCommits
 from api.config import Settings
+from api.delivery import DeliveryMetrics
 from api.deploys import DeployCollection
 from api.errors import register_error_handlers
 from api.files import ReleaseFileCollection, ReleaseFileDetail
@@ -81,6 +82,7 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route("/api/hooks/release/{plugin}/{project_id}/{signature}/", ReleaseHook(services))
     app.add_route(f"{ORG}/releases/{{version}}/history/", ReleaseHistory(services))
     app.add_route(f"{ORG}/audit-logs/", AuditLog(services))
+    app.add_route(f"{ORG}/delivery-metrics/", DeliveryMetrics(services))
     app.add_route(f"{PROJECT}/releases/", releases, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/", release, suffix="project")
     app.add_route(f"{PROJECT}/releases/{{version}}/commits/", commits, suffix="project")

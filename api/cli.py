@@ -20,6 +20,7 @@ from eventsourcing.persistence import PersistenceError
 from api.audit_commands import add_audit_commands
 from api.config import ConfigurationError, Settings
 from api.files import remove_unused_blobs
+from api.projection_commands import add_projection_commands
 from api.projector import run_projections
 from api.services import Services
 from domain.cause import Cause
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(blobs, "collect", collect_blobs,
              "remove stored file contents that no release file refers to")
     add_audit_commands(commands)
-    projections = _group(commands, "projections", "manage read models")
+    projections = add_projection_commands(commands)
     run_parser = _command(projections, "run", run_projections_command,
                           "keep read models up to date until SIGTERM or Ctrl-C")
     run_parser.add_argument("names", nargs="*", metavar="NAME",

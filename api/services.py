@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +20,12 @@ from projections.activity import ActivityQueries
 from projections.audit import AuditQueries
 from projections.commits import CommitQueries
 from projections.database import Cursor, Database
+from projections.delivery import DeliveryQueries
 from projections.directory import DirectoryQueries
 from projections.files import FileQueries
 from projections.issues import IssueQueries
 from projections.postgres import PostgresDatabase
+from projections.projection import Projection
 from projections.projector import Projector
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries
@@ -72,6 +74,10 @@ class Queries:
     def commits(self) -> CommitQueries:
         return CommitQueries(self.cursor)
 
+    @property
+    def delivery(self) -> DeliveryQueries:
+        return DeliveryQueries(self.cursor)
+
 
 class Services:
     """The ledger for commands, the read models for queries, the blob store for file contents.
@@ -81,7 +87,14 @@ class Services:
     therefore runs, responds with 503 meanwhile, and recovers when it returns.
     """
 
-    def __init__(self, settings: Settings, *, create_tables: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        create_tables: bool = False,
+        projections: Sequence[Projection] | None = None,
+    ) -> None:
+        """Connect to the ledger and the read models, by default every registered one."""
         self.settings = settings
         self._create_tables = create_tables
         self._ledger: ReleaseLedger | None = None
@@ -91,6 +104,7 @@ class Services:
             _create_schema(settings)
         self.database = _open_database(settings)
         self.blobs: BlobStore = LocalBlobStore(Path(settings.blob_dir))
+        self._projections = projections
         if create_tables:
             self.projector.create_tables()
 
@@ -106,7 +120,10 @@ class Services:
     @property
     def projector(self) -> Projector:
         if self._projector is None:
-            self._projector = Projector(self.ledger, self.database, all_projections())
+            projections = self._projections
+            if projections is None:
+                projections = all_projections()
+            self._projector = Projector(self.ledger, self.database, projections)
         return self._projector
 
     @property

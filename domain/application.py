@@ -381,8 +381,8 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
     def _add_projects(release: Release, project_ids: Sequence[UUID], cause: Cause) -> bool:
         new_ids = [project_id for project_id in dict.fromkeys(project_ids)
                    if project_id not in release.project_ids]
-        for project_id in new_ids:
-            release.add_project(project_id, release.date_released, cause)
+        if new_ids:
+            release.add_projects(new_ids, release.date_released, cause)
         return bool(new_ids)
 
     @staticmethod

@@ -111,12 +111,28 @@ class Release(Aggregate):
     ) -> None:
         self._start_lifetime(ref, url, owner_id, date_started)
 
-    @event("ProjectAdded")
-    def add_project(
-        self, project_id: UUID, date_released: datetime | None, cause: Cause
+    class ProjectAdded(Aggregate.Event):
+        """Projects linked to the release; `date_released` is the release's date at that moment.
+
+        Version 1 linked one `project_id` per event. Version 2 links every
+        project of one request in one event, as Released and DeployRecorded
+        already name their projects.
+        """
+
+        class_version = 2
+        project_ids: list[UUID]
+        date_released: datetime | None
+        cause: Cause
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["project_ids"] = [state.pop("project_id")]
+
+    @event(ProjectAdded)
+    def add_projects(
+        self, project_ids: list[UUID], date_released: datetime | None, cause: Cause
     ) -> None:
-        """Link a project; `date_released` is the release's date at that moment."""
-        self.project_ids.append(project_id)
+        self.project_ids.extend(project_ids)
 
     @event("Released")
     def release(

@@ -51,7 +51,7 @@ class ActivityProjection(Projection):
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
         if event.date_released is not None:
-            self._add(cursor, event, position, "release", [event.project_id], {})
+            self._add(cursor, event, position, "release", event.project_ids, {})
 
     @apply.register
     def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:

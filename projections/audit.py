@@ -130,18 +130,19 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
-        release_id, project_id = str(event.originator_id), str(event.project_id)
+        release_id = str(event.originator_id)
         subject = self._record_known(event, cursor, position)
-        cursor.execute(
-            f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
-            (release_id, project_id),
-        )
-        cursor.execute(
-            f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
-            f" SELECT %s, position FROM {EVENTS} WHERE subject_id = %s AND lifetime = %s"
-            " ON CONFLICT (project_id, position) DO NOTHING",
-            (project_id, release_id, subject.public_id),
-        )
+        for project_id in map(str, event.project_ids):
+            cursor.execute(
+                f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
+                (release_id, project_id),
+            )
+            cursor.execute(
+                f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
+                f" SELECT %s, position FROM {EVENTS} WHERE subject_id = %s AND lifetime = %s"
+                " ON CONFLICT (project_id, position) DO NOTHING",
+                (project_id, release_id, subject.public_id),
+            )
 
     @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:

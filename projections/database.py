@@ -77,6 +77,23 @@ class Database(ABC):
         """Hold an exclusive lock on `name` until the transaction ends."""
 
     @abstractmethod
+    def session_lock(self, name: str) -> AbstractContextManager[bool]:
+        """Try to hold an exclusive lock on `name` while the block runs, across processes.
+
+        Yields False at once when another holder has it. The lock is
+        released when the block ends or the holding process dies, even by
+        kill -9.
+        """
+
+    @abstractmethod
+    def is_locked(self, name: str) -> bool:
+        """Return whether some process holds the session lock on `name`."""
+
+    @abstractmethod
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Return whether `error` means the database could not be reached or locked in time."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def table_exists(self, cursor: Cursor, table: str) -> bool:
@@ -84,4 +101,17 @@ class Database(ABC):
 
     @abstractmethod
     def table_names(self, cursor: Cursor) -> set[str]: ...
+
+    @abstractmethod
+    def column_names(self, cursor: Cursor, table: str) -> set[str]: ...
+
+    @abstractmethod
+    def index_names(self, cursor: Cursor, table: str) -> set[str]:
+        """Return the names of the indexes on `table` that can be renamed."""
+
+    @abstractmethod
+    def rename_index(
+        self, cursor: Cursor, old: str, new: str, create_statement: str | None
+    ) -> None:
+        """Give index `old` the name `new`; `create_statement` creates it under `new`."""
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -18,6 +19,8 @@ from projections.database import Cursor, Database, LockTimeoutError, Row
 # many seconds have passed, then gives up until a request needs one. Its
 # default, 300 s, can leave a pool waiting a minute after the database is back.
 RECONNECT_TIMEOUT_SECONDS = 5.0
+
+SESSION_LOCK_PREFIX = "session:"
 
 
 class PostgresCursor(Cursor):
@@ -107,12 +110,74 @@ class PostgresDatabase(Database):
             "SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key(self.schema, name),)
         )
 
+    @contextmanager
+    def session_lock(self, name: str) -> Iterator[bool]:
+        """Hold a session-level advisory lock on a connection kept out of the pool.
+
+        The server releases the lock when that connection closes, so a
+        holder killed by kill -9 releases it too.
+        """
+        key = advisory_lock_key(self.schema, SESSION_LOCK_PREFIX + name)
+        connection = self.pool.getconn()
+        acquired = False
+        try:
+            acquired = connection.execute(
+                "SELECT pg_try_advisory_lock(%s) AS acquired", (key,)
+            ).fetchone()["acquired"]
+            connection.commit()
+            yield acquired
+        finally:
+            try:
+                if acquired:
+                    connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                    connection.commit()
+            except psycopg.Error:
+                # Closing the session releases the lock, so the pool never
+                # hands out a connection that still holds it.
+                connection.close()
+            self.pool.putconn(connection)
+
+    def is_locked(self, name: str) -> bool:
+        key = advisory_lock_key(self.schema, SESSION_LOCK_PREFIX + name)
+        with self.pool.connection() as connection:
+            acquired = connection.execute(
+                "SELECT pg_try_advisory_lock(%s) AS acquired", (key,)
+            ).fetchone()["acquired"]
+            if acquired:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return not acquired
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        return isinstance(error, psycopg.OperationalError | psycopg_pool.PoolTimeout)
+
     def table_names(self, cursor: Cursor) -> set[str]:
         rows = cursor.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
             (self.schema,),
         ).fetchall()
         return {row["table_name"] for row in rows}
+
+    def column_names(self, cursor: Cursor, table: str) -> set[str]:
+        rows = cursor.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s",
+            (self.schema, table),
+        ).fetchall()
+        return {row["column_name"] for row in rows}
+
+    def index_names(self, cursor: Cursor, table: str) -> set[str]:
+        """Return every index on `table`, those behind primary keys and unique constraints too."""
+        rows = cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (self.schema, table),
+        ).fetchall()
+        return {row["indexname"] for row in rows}
+
+    def rename_index(
+        self, cursor: Cursor, old: str, new: str, create_statement: str | None
+    ) -> None:
+        """Rename in place; the constraint an index backs takes the new name too."""
+        cursor.execute(f"ALTER INDEX {old} RENAME TO {new}")
 
     def close(self) -> None:
         self.pool.close()

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from eventsourcing.persistence import OperationalError as LedgerOperationalError
 
 from projections.database import Cursor, Database, LockTimeoutError
 from projections.projection import Projection
@@ -19,8 +21,20 @@ CREATE_POSITIONS = (
     f"CREATE TABLE IF NOT EXISTS {POSITIONS_TABLE} ("
     " name TEXT PRIMARY KEY,"
     " position BIGINT NOT NULL,"
-    " updated_at TEXT NOT NULL)"
+    " updated_at TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'live',"
+    " error TEXT)"
 )
+# Columns added after the first release, with their definitions; databases
+# created before them gain them in `create_positions_table`.
+ADDED_POSITION_COLUMNS = {
+    "state": "TEXT NOT NULL DEFAULT 'live'",
+    "error": "TEXT",
+}
+LIVE = "live"
+REBUILDING = "rebuilding"
+STOPPED = "stopped"
+FAILED = "failed"
 DEFAULT_BATCH_SIZE = 1000
 
 
@@ -72,7 +86,7 @@ class Projector:
 
     def create_tables(self) -> None:
         with self.database.transaction(write=True) as cursor:
-            cursor.execute(CREATE_POSITIONS)
+            create_positions_table(self.database, cursor)
             for projection in self.projections:
                 for statement in projection.create_statements:
                     cursor.execute(statement)
@@ -120,6 +134,10 @@ class Projector:
                     count, position = self.apply_batch(projection, target, lock_timeout)
                 except LockTimeoutError:
                     raise CatchUpTimeoutError(projection.name, position, target) from None
+                except Exception as error:
+                    if not is_unavailable(self.database, error):
+                        record_failure(self.database, projection.name, error)
+                    raise
                 applied += count
         return applied
 
@@ -139,12 +157,12 @@ class Projector:
                 start=position, limit=self.batch_size, stop=target, inclusive_of_start=False
             )
             for notification in notifications:
-                event = self.ledger.mapper.to_domain_event(notification)
-                projection.apply(event, cursor, notification.id)
+                apply_notification(self.ledger, projection, cursor, notification)
             new_position = notifications[-1].id if notifications else target
             cursor.execute(
-                f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s WHERE name = %s",
-                (new_position, _now(), projection.name),
+                f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s, state = %s,"
+                " error = NULL WHERE name = %s",
+                (new_position, _now(), LIVE, projection.name),
             )
         return len(notifications), new_position
 
@@ -156,6 +174,76 @@ class Projector:
         if row is None:
             raise LookupError(f"Read model {name!r} has no position; run 'release-ledger migrate'.")
         return row["position"]
+
+
+def apply_notification(
+    ledger: Application, projection: Projection, cursor: Cursor, notification: Notification
+) -> None:
+    """Decode one stored event and apply it; a failure names the read model and position."""
+    try:
+        event = ledger.mapper.to_domain_event(notification)
+        projection.apply(event, cursor, notification.id)
+    except Exception as error:
+        error.add_note(
+            f"Read model {projection.name} failed on the event at ledger position"
+            f" {notification.id} ({notification.topic})."
+        )
+        raise
+
+
+def create_positions_table(database: Database, cursor: Cursor) -> None:
+    """Create the positions table, or add the columns an older release lacked.
+
+    The caller's write transaction serializes concurrent migrations.
+    """
+    database.lock(cursor, POSITIONS_TABLE)
+    cursor.execute(CREATE_POSITIONS)
+    existing = database.column_names(cursor, POSITIONS_TABLE)
+    for column, definition in ADDED_POSITION_COLUMNS.items():
+        if column not in existing:
+            cursor.execute(f"ALTER TABLE {POSITIONS_TABLE} ADD COLUMN {column} {definition}")
+
+
+def is_unavailable(database: Database, error: BaseException) -> bool:
+    """Return whether `error` means the database was out of reach rather than the read model wrong.
+
+    Such errors are not stored as a failure: storing would wait for the
+    same database, and the next request retries anyway.
+    """
+    return isinstance(error, LedgerOperationalError) or database.is_unavailable(error)
+
+
+def record_failure(database: Database, name: str, error: BaseException) -> None:
+    """Mark read model `name` failed with `error`; the next batch it commits clears it.
+
+    The failure is logged whether or not it could be stored, because the
+    database itself may be what failed.
+    """
+    description = describe_error(error)
+    logger.error("read model failed", extra={"read_model": name, "error": description})
+    try:
+        with database.transaction(write=True) as cursor:
+            cursor.execute(
+                f"UPDATE {POSITIONS_TABLE} SET state = %s, error = %s, updated_at = %s"
+                " WHERE name = %s",
+                (FAILED, description, _now(), name),
+            )
+    except Exception as storing_error:
+        logger.warning(
+            "could not store read model failure",
+            extra={"read_model": name, "error": describe_error(storing_error)},
+        )
+
+
+def describe_error(error: BaseException) -> str:
+    """Return the error's type, message and notes on one line."""
+    parts = [f"{type(error).__name__}: {error}", *getattr(error, "__notes__", ())]
+    return " ".join(part.strip() for part in parts)
+
+
+def now_text() -> str:
+    """Return the current UTC time in the form stored in `updated_at`."""
+    return _now()
 
 
 def _now() -> str:

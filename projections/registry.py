@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.activity import ActivityProjection
 from projections.audit import AuditProjection
 from projections.commits import CommitsProjection
+from projections.delivery import DeliveryProjection
 from projections.directory import DirectoryProjection
 from projections.files import FilesProjection
 from projections.issues import IssuesProjection
@@ -16,9 +17,11 @@ from projections.timeline import TimelineProjection
 def all_projections() -> list[Projection]:
     """Return one instance of every registered read model.
 
-    A new read model is registered by adding it here; `release-ledger
+    A new read model is registered by adding it here. `release-ledger
     migrate` then creates its tables and the projector fills it from
-    position zero.
+    position zero. `release-ledger projections rebuild NAME` can instead
+    fill it by replay before readers use it. docs/read-models.md walks
+    through adding one.
     """
     return [
         DirectoryProjection(),
@@ -29,4 +32,5 @@ def all_projections() -> list[Projection]:
         AuditProjection(),
         TimelineProjection(),
         CommitsProjection(),
+        DeliveryProjection(),
     ]

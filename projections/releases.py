@@ -82,9 +82,9 @@ class ReleasesProjection(Projection):
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
-        cursor.execute(
+        cursor.executemany(
             f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
-            (str(event.originator_id), str(event.project_id)),
+            [(str(event.originator_id), str(project_id)) for project_id in event.project_ids],
         )
 
     @apply.register

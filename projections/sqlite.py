@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -11,6 +14,7 @@ from typing import Any
 from projections.database import Cursor, Database, LockTimeoutError, Row
 
 BUSY_TIMEOUT_SECONDS = 30
+_LOCK_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class SQLiteCursor(Cursor):
@@ -97,9 +101,60 @@ class SQLiteDatabase(Database):
     def lock(self, cursor: Cursor, name: str) -> None:
         """Nothing to do: a write transaction already holds SQLite's only write lock."""
 
+    @contextmanager
+    def session_lock(self, name: str) -> Iterator[bool]:
+        """Hold an flock on a file beside the database; the kernel drops it if the process dies."""
+        with open(self._lock_path(name), "ab") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                acquired = False
+            else:
+                acquired = True
+            yield acquired
+
+    def is_locked(self, name: str) -> bool:
+        path = self._lock_path(name)
+        if not os.path.exists(path):
+            return False
+        with open(path, "rb") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """Return whether `error` is SQLite's busy timeout running out."""
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+    def _lock_path(self, name: str) -> str:
+        return f"{self.path}-{_LOCK_NAME_UNSAFE.sub('_', name)}.lock"
+
     def table_names(self, cursor: Cursor) -> set[str]:
         rows = cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         return {row["name"] for row in rows}
+
+    def column_names(self, cursor: Cursor, table: str) -> set[str]:
+        return {row["name"] for row in cursor.execute(f"PRAGMA table_info({table})").fetchall()}
+
+    def index_names(self, cursor: Cursor, table: str) -> set[str]:
+        """Return the named indexes; SQLite renames the automatic ones with their table."""
+        rows = cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = %s"
+            " AND sql IS NOT NULL",
+            (table,),
+        ).fetchall()
+        return {row["name"] for row in rows}
+
+    def rename_index(
+        self, cursor: Cursor, old: str, new: str, create_statement: str | None
+    ) -> None:
+        """Drop `old` and create `new`, because SQLite cannot rename an index."""
+        if create_statement is None:
+            raise ValueError(f"Index {old!r} cannot be renamed to {new!r} without its statement.")
+        cursor.execute(f"DROP INDEX {old}")
+        cursor.execute(create_statement)
 
     def close(self) -> None:
         with self._connections_lock:

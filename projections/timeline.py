@@ -95,11 +95,12 @@ class TimelineProjection(Projection):
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
-        cursor.execute(
+        instant = _instant(cursor, event, position)
+        cursor.executemany(
             f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id, revision, valid_from,"
             " valid_to) VALUES (%s, %s, %s, %s, %s)",
-            (str(event.originator_id), str(event.project_id), position,
-             _instant(cursor, event, position), OPEN),
+            [(str(event.originator_id), str(project_id), position, instant, OPEN)
+             for project_id in event.project_ids],
         )
 
     @apply.register

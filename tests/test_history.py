@@ -92,7 +92,7 @@ def test_history_data_uses_api_names_and_public_ids(client, world):
     assert created["dateStarted"] is None
     assert "versionStr" not in created
     assert "ownerId" not in created
-    assert project_added["project"] == public_id(client, world, "web")
+    assert project_added["projects"] == [public_id(client, world, "web")]
     assert released["dateReleased"] == "2024-01-01T00:00:00.000000Z"
     assert released["projects"] == [public_id(client, world, "web")]
 

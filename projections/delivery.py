@@ -1,0 +1,292 @@
+"""The delivery metrics read model: deploys, lead time for changes, and time to release.
+
+Everything here derives from events the ledger already records, so the
+model is filled by replaying the ledger from position zero.
+
+- A deploy counts once per project it names, at its `dateFinished`.
+- The lead time of a commit, per project and environment, runs from the
+  commit's timestamp to the first deploy to that environment, naming
+  that project, of any release containing the commit. A commit is the
+  pair (repository, id) within an organization; its timestamp is the
+  earliest one given for it. Commits without a timestamp have no lead
+  time.
+- The time to release of a release runs from its creation (the time the
+  ledger recorded it) to its current `dateReleased`.
+
+Deleting a release removes its deploys, commits and release time from the
+metrics, as it does from every other view. Creating the version again
+starts a new lifetime. All times are stored as microseconds since the
+epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import singledispatchmethod
+from typing import Any
+
+from eventsourcing.domain import DomainEvent
+
+from domain.release import Release
+from projections.database import Cursor, Row
+from projections.projection import Projection, to_micros
+
+RELEASES = "delivery_v1_releases"
+RELEASE_PROJECTS = "delivery_v1_release_projects"
+COMMITS = "delivery_v1_commits"
+DEPLOYS = "delivery_v1_deploys"
+LEAD_TIMES = "delivery_v1_lead_times"
+CHANGED_COMMITS = "delivery_v1_changed_commits"
+
+
+class DeliveryProjection(Projection):
+    name = "delivery_v1"
+    create_statements = (
+        (
+            f"CREATE TABLE IF NOT EXISTS {RELEASES} (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,"
+            " deleted BOOLEAN NOT NULL, created_at BIGINT NOT NULL, released_at BIGINT)"
+        ),
+        f"CREATE INDEX IF NOT EXISTS {RELEASES}_released ON {RELEASES} (org_id, released_at)",
+        (
+            f"CREATE TABLE IF NOT EXISTS {RELEASE_PROJECTS} (release_id TEXT NOT NULL,"
+            " project_id TEXT NOT NULL, PRIMARY KEY (release_id, project_id))"
+        ),
+        (
+            f"CREATE TABLE IF NOT EXISTS {COMMITS} (release_id TEXT NOT NULL,"
+            " org_id TEXT NOT NULL, repository TEXT NOT NULL, commit_id TEXT NOT NULL,"
+            " committed_at BIGINT, PRIMARY KEY (release_id, repository, commit_id))"
+        ),
+        (
+            f"CREATE INDEX IF NOT EXISTS {COMMITS}_commit"
+            f" ON {COMMITS} (org_id, repository, commit_id)"
+        ),
+        (
+            f"CREATE TABLE IF NOT EXISTS {DEPLOYS} (position BIGINT NOT NULL,"
+            " project_id TEXT NOT NULL, release_id TEXT NOT NULL, org_id TEXT NOT NULL,"
+            " environment TEXT NOT NULL, finished_at BIGINT NOT NULL,"
+            " PRIMARY KEY (position, project_id))"
+        ),
+        f"CREATE INDEX IF NOT EXISTS {DEPLOYS}_release ON {DEPLOYS} (release_id)",
+        f"CREATE INDEX IF NOT EXISTS {DEPLOYS}_finished ON {DEPLOYS} (org_id, finished_at)",
+        (
+            f"CREATE TABLE IF NOT EXISTS {LEAD_TIMES} (org_id TEXT NOT NULL,"
+            " repository TEXT NOT NULL, commit_id TEXT NOT NULL, project_id TEXT NOT NULL,"
+            " environment TEXT NOT NULL, committed_at BIGINT NOT NULL,"
+            " deployed_at BIGINT NOT NULL,"
+            " PRIMARY KEY (org_id, repository, commit_id, project_id, environment))"
+        ),
+        (
+            f"CREATE INDEX IF NOT EXISTS {LEAD_TIMES}_deployed"
+            f" ON {LEAD_TIMES} (org_id, deployed_at)"
+        ),
+        # Scratch rows of the commits one event touches; empty between events.
+        (
+            f"CREATE TABLE IF NOT EXISTS {CHANGED_COMMITS} (org_id TEXT NOT NULL,"
+            " repository TEXT NOT NULL, commit_id TEXT NOT NULL,"
+            " PRIMARY KEY (org_id, repository, commit_id))"
+        ),
+    )
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Other events leave the metrics unchanged."""
+
+    @apply.register
+    def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {RELEASES} (id, org_id, deleted, created_at, released_at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (str(event.originator_id), str(event.org_id), False, to_micros(event.timestamp),
+             None),
+        )
+
+    @apply.register
+    def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
+        self._remove_lifetime(cursor, release_id)
+        cursor.execute(
+            f"UPDATE {RELEASES} SET deleted = %s, created_at = %s, released_at = %s"
+            " WHERE id = %s",
+            (False, to_micros(event.timestamp), None, release_id),
+        )
+
+    @apply.register
+    def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
+        self._remove_lifetime(cursor, release_id)
+        cursor.execute(
+            f"UPDATE {RELEASES} SET deleted = %s, released_at = %s WHERE id = %s",
+            (True, None, release_id),
+        )
+
+    @apply.register
+    def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
+        cursor.executemany(
+            f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
+            [(str(event.originator_id), str(project_id)) for project_id in event.project_ids],
+        )
+
+    @apply.register
+    def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {RELEASES} SET released_at = %s WHERE id = %s",
+            (to_micros(event.date_released), str(event.originator_id)),
+        )
+
+    @apply.register
+    def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
+        org_id = self._org_id(cursor, release_id)
+        self._mark_changed(cursor, release_id)
+        cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
+        cursor.executemany(
+            f"INSERT INTO {COMMITS} (release_id, org_id, repository, commit_id, committed_at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [(release_id, org_id, repository, commit_id, committed_at)
+             for (repository, commit_id), committed_at in _commit_times(event.commits).items()],
+        )
+        self._mark_changed(cursor, release_id)
+        self._recompute_lead_times(cursor)
+
+    @apply.register
+    def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
+        org_id = self._org_id(cursor, release_id)
+        cursor.executemany(
+            f"INSERT INTO {DEPLOYS} (position, project_id, release_id, org_id, environment,"
+            " finished_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(position, str(project_id), release_id, org_id, event.environment,
+              to_micros(event.date_finished))
+             for project_id in dict.fromkeys(event.project_ids)],
+        )
+        self._mark_changed(cursor, release_id)
+        self._recompute_lead_times(cursor)
+
+    @staticmethod
+    def _org_id(cursor: Cursor, release_id: str) -> str:
+        row = cursor.execute(
+            f"SELECT org_id FROM {RELEASES} WHERE id = %s", (release_id,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"Release {release_id} changed before its creation.")
+        return row["org_id"]
+
+    def _remove_lifetime(self, cursor: Cursor, release_id: str) -> None:
+        """Remove the commits, deploys and projects of the release's ending lifetime."""
+        self._mark_changed(cursor, release_id)
+        for table in (COMMITS, DEPLOYS, RELEASE_PROJECTS):
+            cursor.execute(f"DELETE FROM {table} WHERE release_id = %s", (release_id,))
+        self._recompute_lead_times(cursor)
+
+    @staticmethod
+    def _mark_changed(cursor: Cursor, release_id: str) -> None:
+        cursor.execute(
+            f"INSERT INTO {CHANGED_COMMITS} (org_id, repository, commit_id)"
+            f" SELECT org_id, repository, commit_id FROM {COMMITS} WHERE release_id = %s"
+            " ON CONFLICT DO NOTHING",
+            (release_id,),
+        )
+
+    @staticmethod
+    def _recompute_lead_times(cursor: Cursor) -> None:
+        """Derive the lead times of the changed commits again from commits and deploys."""
+        cursor.execute(
+            f"DELETE FROM {LEAD_TIMES} WHERE (org_id, repository, commit_id) IN"
+            f" (SELECT org_id, repository, commit_id FROM {CHANGED_COMMITS})"
+        )
+        cursor.execute(
+            f"INSERT INTO {LEAD_TIMES} (org_id, repository, commit_id, project_id, environment,"
+            " committed_at, deployed_at)"
+            " SELECT c.org_id, c.repository, c.commit_id, d.project_id, d.environment,"
+            " MIN(c.committed_at), MIN(d.finished_at)"
+            f" FROM {CHANGED_COMMITS} changed"
+            f" JOIN {COMMITS} c ON c.org_id = changed.org_id"
+            " AND c.repository = changed.repository AND c.commit_id = changed.commit_id"
+            f" JOIN {DEPLOYS} d ON d.release_id = c.release_id"
+            " WHERE c.committed_at IS NOT NULL"
+            " GROUP BY c.org_id, c.repository, c.commit_id, d.project_id, d.environment"
+        )
+        cursor.execute(f"DELETE FROM {CHANGED_COMMITS}")
+
+
+def _commit_times(commits: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int | None]:
+    """Return each distinct (repository, id) with its earliest timestamp in microseconds."""
+    times: dict[tuple[str, str], int | None] = {}
+    for commit in commits:
+        key = (commit["repository"], commit["id"])
+        timestamp = commit.get("timestamp")
+        micros = to_micros(datetime.fromisoformat(timestamp)) if timestamp else None
+        known = times.get(key)
+        if key not in times or (micros is not None and (known is None or micros < known)):
+            times[key] = micros
+    return times
+
+
+class DeliveryQueries:
+    """Reads from the delivery metrics read model; times are microseconds since the epoch."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+
+    def deploys(
+        self,
+        org_id: str,
+        project_ids: Sequence[str],
+        environments: Sequence[str] | None,
+        start: int,
+        end: int,
+    ) -> list[Row]:
+        """Return (project_id, environment, finished_at) of deploys finished in [start, end)."""
+        return self._select(
+            f"SELECT project_id, environment, finished_at FROM {DEPLOYS}"
+            " WHERE org_id = %s AND finished_at >= %s AND finished_at < %s",
+            [org_id, start, end], project_ids, environments,
+        )
+
+    def lead_times(
+        self,
+        org_id: str,
+        project_ids: Sequence[str],
+        environments: Sequence[str] | None,
+        start: int,
+        end: int,
+    ) -> list[Row]:
+        """Return the commits first deployed in [start, end), per project and environment."""
+        return self._select(
+            "SELECT project_id, environment, committed_at, deployed_at"
+            f" FROM {LEAD_TIMES} WHERE org_id = %s AND deployed_at >= %s AND deployed_at < %s",
+            [org_id, start, end], project_ids, environments,
+        )
+
+    def release_times(
+        self, org_id: str, project_ids: Sequence[str], start: int, end: int
+    ) -> list[Row]:
+        """Return (project_id, created_at, released_at) of releases released in [start, end)."""
+        if not project_ids:
+            return []
+        marks = ", ".join(["%s"] * len(project_ids))
+        return self.cursor.execute(
+            "SELECT p.project_id, r.created_at, r.released_at"
+            f" FROM {RELEASES} r JOIN {RELEASE_PROJECTS} p ON p.release_id = r.id"
+            " WHERE r.org_id = %s AND NOT r.deleted"
+            " AND r.released_at >= %s AND r.released_at < %s"
+            f" AND p.project_id IN ({marks})",
+            [org_id, start, end, *project_ids],
+        ).fetchall()
+
+    def _select(
+        self,
+        statement: str,
+        params: list[Any],
+        project_ids: Sequence[str],
+        environments: Sequence[str] | None,
+    ) -> list[Row]:
+        if not project_ids or environments == []:
+            return []
+        statement += f" AND project_id IN ({', '.join(['%s'] * len(project_ids))})"
+        params = [*params, *project_ids]
+        if environments is not None:
+            statement += f" AND environment IN ({', '.join(['%s'] * len(environments))})"
+            params.extend(environments)
+        return self.cursor.execute(statement, params).fetchall()
