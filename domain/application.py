@@ -412,6 +412,10 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
 
     # Repository commands.
 
+    def find_repository(self, org_id: UUID, name: str) -> Repository | None:
+        """Return the organization's repository of this name, in any letter case."""
+        return self._get_or_none(Repository.create_id(org_id, name))
+
     def register_repository(
         self, org_id: UUID, name: str, url: Any, provider: Any, cause: Cause
     ) -> Outcome[Repository]:

@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from uuid import UUID
 
 import pytest
 
@@ -93,7 +94,8 @@ def test_same_hook_call_twice_changes_nothing(server, world, services):
 def test_heroku_hook_finishes_release_with_owner(server, world, services):
     signed = heroku_url(server, world)
     _, me = call(server, "GET", "/api/0/", headers=world.headers())
-    form = urllib.parse.urlencode({"head_long": "a" * 40, "url": "https://app.example.com",
+    form = urllib.parse.urlencode({"app": "shop", "head_long": "a" * 40,
+                                   "url": "https://app.example.com",
                                    "user": me["user"]["email"], "prev_head": "b" * 40,
                                    "git_log": "  * Dev: change"}).encode()
 
@@ -109,6 +111,14 @@ def test_heroku_hook_finishes_release_with_owner(server, world, services):
     assert body["dateReleased"] is not None
     assert again == 200
     assert len(activity(server, world)) == 1
+    assert body["commitCount"] == 1
+    assert body["lastCommit"]["id"] == "a" * 40
+    with services.read() as queries:
+        org_id = queries.directory.organization("acme")["id"]
+        release_id = queries.releases.get(org_id, "a" * 40)["id"]
+    release = services.ledger.repository.get(UUID(release_id))
+    assert [(head["repository"], head["commit"], head["previous_commit"])
+            for head in release.head_commits] == [("shop", "a" * 40, "b" * 40)]
 
 
 @pytest.mark.parametrize("change", ["signature", "plugin", "project"])

@@ -12,10 +12,17 @@ from domain.commits import MAX_COMMIT_ID_LENGTH
 from domain.errors import InvalidFieldError
 
 MAX_FORM_BYTES = 64 * 1024
+# Heroku's hook names the app, not a repository, so the app's name stands
+# for the repository the range belongs to; without one, this name does.
+DEFAULT_REPOSITORY = "heroku"
 
 
 class HerokuPlugin(HookPlugin):
-    """Finishes a release named by `head_long`; `user` becomes the owner when it is a member."""
+    """Finishes a release named by `head_long`; `user` becomes the owner when it is a member.
+
+    The range `prev_head..head_long` is recorded as a ref of the repository
+    named after the Heroku app.
+    """
 
     name = "heroku"
 
@@ -24,11 +31,15 @@ class HerokuPlugin(HookPlugin):
         version = _field(form, "head_long", required=True)
         if len(version) > MAX_COMMIT_ID_LENGTH:
             raise InvalidFieldError("head_long", f"Use at most {MAX_COMMIT_ID_LENGTH} characters.")
+        previous = _field(form, "prev_head") or None
+        if previous is not None and len(previous) > MAX_COMMIT_ID_LENGTH:
+            raise InvalidFieldError("prev_head", f"Use at most {MAX_COMMIT_ID_LENGTH} characters.")
         actions.start(
             version,
             url=_field(form, "url") or None,
             owner_email=_field(form, "user") or None,
         )
+        actions.set_ref(version, _field(form, "app") or DEFAULT_REPOSITORY, version, previous)
         actions.finish(version)
         return version
 

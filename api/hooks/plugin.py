@@ -9,6 +9,7 @@ from uuid import UUID
 
 import falcon
 
+from api.refs import apply_refs, plan_refs
 from api.services import Services
 from domain.application import UNSET, ReleaseChanges
 from domain.cause import Cause
@@ -53,6 +54,25 @@ class ReleaseActions:
         self._record(self.services.ledger.update_release(
             self.org_id, version, changes, self.cause
         ).position)
+
+    def set_ref(
+        self, version: str, repository: str, commit: str, previous_commit: str | None
+    ) -> None:
+        """Record a head commit and its range, as PUT with `refs` does.
+
+        The repository is created on first use, since a platform's hook
+        cannot register one beforehand.
+        """
+        ledger = self.services.ledger
+        if ledger.find_repository(self.org_id, repository) is None:
+            ledger.register_repository(self.org_id, repository, None, None, self.cause)
+        body = {"refs": [{"repository": repository, "commit": commit,
+                          "previousCommit": previous_commit}]}
+        with self.services.read() as queries:
+            planned = plan_refs(body, queries, str(self.org_id), version, [self.project_id])
+        changes = ReleaseChanges()
+        apply_refs(changes, planned)
+        self._record(ledger.update_release(self.org_id, version, changes, self.cause).position)
 
     def finish(self, version: str, date_released: datetime | None = None) -> None:
         """Set the release date; without one, a release not yet released is released now."""
