@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -61,15 +61,21 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
-        with (
-            self.pool.connection() as connection,
-            connection.transaction(),
-            connection.cursor() as cursor,
-        ):
-            if not write:
-                # Every query of one read sees the same committed state.
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield PostgresCursor(cursor)
+        """Open a transaction; a write transaction runs in pipeline mode.
+
+        In pipeline mode statements are sent without waiting for their
+        results, so applying a batch of events costs a few round trips
+        instead of one per statement. A fetch waits for the results sent
+        so far, and an error raised by any statement surfaces at the next
+        fetch or at commit, which then rolls the transaction back.
+        """
+        with self.pool.connection() as connection:
+            pipeline = connection.pipeline() if write else nullcontext()
+            with pipeline, connection.transaction(), connection.cursor() as cursor:
+                if not write:
+                    # Every query of one read sees the same committed state.
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield PostgresCursor(cursor)
 
     def lock(self, cursor: Cursor, name: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self.schema, name),))
