@@ -16,7 +16,7 @@ logger = logging.getLogger("bench")
 
 
 def measure(bench: Bench, figure: Figure) -> dict[str, Any]:
-    """Run a figure as many times as the scale asks; return its result object."""
+    """Run a figure as many times as the scale sets; return its result object."""
     result: dict[str, Any] = {
         "name": figure.name,
         "unit": figure.unit,
