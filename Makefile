@@ -1,10 +1,11 @@
-# `make run` serves the API on the embedded SQLite default; `make test` runs every test.
+# `make run` serves the API on the embedded SQLite default; `make test` runs every test;
+# `make bench` runs the benchmark suite (BENCH_QUICK=1 for a short trial run).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test bench lint clean
 
 install: $(STAMP)
 
@@ -22,8 +23,11 @@ run: install
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 lint: install
-	$(BIN)/ruff check domain projections api chain tests
+	$(BIN)/ruff check domain projections api chain tests bench
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3*

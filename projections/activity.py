@@ -23,6 +23,7 @@ from projections.projection import Projection, to_json, to_text
 
 ITEMS = "activity_v1_items"
 RELEASES = "activity_v1_releases"
+MAX_CACHED_RELEASES = 10_000
 
 
 class ActivityProjection(Projection):
@@ -37,16 +38,25 @@ class ActivityProjection(Projection):
         " version TEXT NOT NULL)",
     )
 
+    def __init__(self) -> None:
+        # Organization and version of recent releases, so that an activity
+        # item needs no query to find them. A release id always names the
+        # same organization and version, so an entry never goes stale, even
+        # when the transaction that wrote its row rolls back.
+        self._releases: dict[str, tuple[str, str]] = {}
+
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
         """Other events add no activity."""
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
         cursor.execute(
             f"INSERT INTO {RELEASES} (id, org_id, version) VALUES (%s, %s, %s)",
-            (str(event.originator_id), str(event.org_id), event.version_str),
+            (release_id, str(event.org_id), event.version_str),
         )
+        self._remember(release_id, str(event.org_id), event.version_str)
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
@@ -68,8 +78,8 @@ class ActivityProjection(Projection):
         self._add(cursor, event, position, "set_resolved_in_release", [event.project_id], data,
                   release_id=event.release_id)
 
-    @staticmethod
     def _add(
+        self,
         cursor: Cursor,
         event: Any,
         position: int,
@@ -80,21 +90,41 @@ class ActivityProjection(Projection):
     ) -> None:
         """Add one item per project about the release `release_id`, default the event's."""
         release_id = release_id or event.originator_id
-        release = cursor.execute(
-            f"SELECT org_id, version FROM {RELEASES} WHERE id = %s", (str(release_id),)
-        ).fetchone()
-        if release is None:
-            raise LookupError(f"Activity for release {release_id} before its creation.")
-        cursor.executemany(
+        org_id, version = self._release(cursor, str(release_id))
+        rows = [
+            (position, str(project_id), org_id, kind, version,
+             to_json({"version": version, **data}), to_json(_actor(event.cause)),
+             to_text(event.timestamp))
+            for project_id in dict.fromkeys(project_ids)
+        ]
+        statement = (
             f"INSERT INTO {ITEMS} (position, project_id, org_id, type, version, data, actor,"
-            " date_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (position, str(project_id), release["org_id"], kind, release["version"],
-                 to_json({"version": release["version"], **data}), to_json(_actor(event.cause)),
-                 to_text(event.timestamp))
-                for project_id in dict.fromkeys(project_ids)
-            ],
+            " date_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         )
+        if len(rows) == 1:
+            cursor.execute(statement, rows[0])
+        else:
+            cursor.executemany(statement, rows)
+
+    def _release(self, cursor: Cursor, release_id: str) -> tuple[str, str]:
+        """Return the organization id and version of a release, from the cache if there."""
+        cached = self._releases.get(release_id)
+        if cached is not None:
+            return cached
+        row = cursor.execute(
+            f"SELECT org_id, version FROM {RELEASES} WHERE id = %s", (release_id,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"Activity for release {release_id} before its creation.")
+        return self._remember(release_id, row["org_id"], row["version"])
+
+    def _remember(self, release_id: str, org_id: str, version: str) -> tuple[str, str]:
+        if len(self._releases) >= MAX_CACHED_RELEASES:
+            # Dropping everything keeps the cache bounded at little cost:
+            # activity mostly concerns recent releases, which come back soon.
+            self._releases.clear()
+        self._releases[release_id] = (org_id, version)
+        return org_id, version
 
 
 def _actor(cause: Cause) -> dict[str, Any]:

@@ -62,14 +62,16 @@ class Database(ABC):
 
     @abstractmethod
     def transaction(
-        self, *, write: bool = False, lock_timeout: float | None = None
+        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False
     ) -> AbstractContextManager[Cursor]:
         """Open a transaction that commits on success and rolls back on error.
 
         A write transaction on SQLite takes the database's write lock at
         once, so two writers never interleave. With `lock_timeout` (seconds),
         every lock wait in the transaction, that write lock and `lock()`
-        included, raises LockTimeoutError once it lasts longer.
+        included, raises LockTimeoutError once it lasts longer. `pipeline`
+        lets a backend send a write transaction's statements without
+        waiting for each result; only PostgreSQL does.
         """
 
     @abstractmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -35,10 +35,19 @@ class PostgresCursor(Cursor):
         self._cursor.executemany(statement, rows)  # type: ignore[arg-type]
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Insert with COPY, which sends all rows in one stream instead of one statement each."""
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
+        """Insert many rows in one stream instead of waiting for each statement.
+
+        COPY cannot run in pipeline mode, where write transactions run; there
+        executemany already sends every row without waiting for results.
+        """
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        if self._cursor.connection.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+            insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                sql.Identifier(table), names, sql.SQL(", ").join([sql.Placeholder()] * len(columns))
+            )
+            self._cursor.executemany(insert, list(rows))
+            return
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
         with self._cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -86,22 +95,32 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(
-        self, *, write: bool = False, lock_timeout: float | None = None
+        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False
     ) -> Iterator[Cursor]:
+        """Open a transaction, in pipeline mode for writes that ask for it.
+
+        In pipeline mode statements are sent without waiting for their
+        results, so applying a batch of events costs a few round trips
+        instead of one per statement. A fetch waits for the results sent
+        so far, and an error raised by any statement surfaces at the next
+        fetch or at commit, which then rolls the transaction back. Schema
+        changes do not ask for it, because fetches after DDL statements do
+        not get the results they expect there.
+        """
         try:
-            with (
-                self.pool.connection() as connection,
-                connection.transaction(),
-                connection.cursor() as cursor,
-            ):
-                if not write:
-                    # Every query of one read sees the same committed state.
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                if lock_timeout is not None:
-                    cursor.execute(
-                        f"SET LOCAL lock_timeout = {max(int(lock_timeout * 1000), 1)}"
-                    )
-                yield PostgresCursor(cursor)
+            with self.pool.connection() as connection:
+                batched = connection.pipeline() if write and pipeline else nullcontext()
+                with batched, connection.transaction(), connection.cursor() as cursor:
+                    if not write:
+                        # Every query of one read sees the same committed state.
+                        cursor.execute(
+                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                        )
+                    if lock_timeout is not None:
+                        cursor.execute(
+                            f"SET LOCAL lock_timeout = {max(int(lock_timeout * 1000), 1)}"
+                        )
+                    yield PostgresCursor(cursor)
         except psycopg.errors.LockNotAvailable as error:
             raise LockTimeoutError(f"Lock wait exceeded {lock_timeout} s.") from error
 

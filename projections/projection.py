@@ -54,7 +54,11 @@ def to_text(value: datetime | None) -> str | None:
     """Return a datetime in the one stored and served format: UTC, microseconds, `Z`."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is several times faster than strftime, which counts in a replay;
+    # its first 26 characters are the same text without the UTC offset.
+    return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def to_json(value: Any) -> str:

@@ -255,7 +255,7 @@ class Rebuild:
                 time.sleep(self.pause)
 
     def _apply_batch(self, target: int, *, fast_commit: bool) -> int:
-        with self.database.transaction(write=True) as cursor:
+        with self.database.transaction(write=True, pipeline=True) as cursor:
             self.database.lock(cursor, self.copy_name)
             if fast_commit and self.database.dialect == "postgresql":
                 # A batch lost in a server crash is replayed on resume, because

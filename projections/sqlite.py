@@ -72,7 +72,7 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def transaction(
-        self, *, write: bool = False, lock_timeout: float | None = None
+        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False
     ) -> Iterator[Cursor]:
         connection = self._connection()
         if lock_timeout is None:

@@ -1,0 +1,460 @@
+"""Every figure of the suite, registered in one table, FIGURES, in the order they run.
+
+A figure is a small function that measures one run and returns a Sample:
+its value and, where a target compares with one, the baseline measured
+back to back with it. The runner calls it once per run and reports the
+median with the minimum and maximum. Figures that share a load (p50 and
+p99 of one endpoint, say) read it from `Bench.memo`, so it runs once.
+
+A figure that needs code the service does not have yet is registered
+with `needs` and reported as not measured.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from psycopg.conninfo import make_conninfo
+
+from bench import appends, baseline, datasets
+from bench.servers import memory_kib, reset_peak
+from bench.suite import MODELS, Bench, Dataset, collect, run_module, started_modules
+
+BACKENDS = ("postgresql", "sqlite")
+TIERS = ("small", "medium", "large")
+# The largest ledger is replayed once per read model and backend: three
+# runs of every replay at 1,000,000 events take longer than the whole
+# suite may on a 2-core machine. Rates with three runs use the medium ledger.
+LARGE_REPLAY_RUNS = 1
+# Peak memory that "does not grow" may still differ by allocator noise.
+NO_GROWTH = 1.25
+# Each commit count of a scale is ten times the one below, so a PUT whose
+# cost grows at most linearly costs at most ten times the one below.
+COMMIT_STEP = 10.0
+ORG_RELEASES = "/api/0/organizations/acme/releases/"
+PER_PAGE = 25
+WARMUP_REQUESTS = 50
+
+
+@dataclass(frozen=True)
+class Sample:
+    value: float
+    baseline: float | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.value / self.baseline
+
+
+@dataclass(frozen=True)
+class Target:
+    """A limit on the ratio (value / baseline) or on the value itself."""
+
+    compare: str
+    limit: float
+    of: str = "ratio"
+
+    def met(self, sample: Sample) -> bool | None:
+        measured = sample.ratio if self.of == "ratio" else sample.value
+        if measured is None:
+            return None
+        return measured >= self.limit if self.compare == ">=" else measured <= self.limit
+
+    def __str__(self) -> str:
+        return f"{self.of} {self.compare} {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    unit: str
+    description: str
+    measure: Callable[[Bench, int], Sample] | None
+    target: Target | None = None
+    baseline: str = ""
+    runs: int | None = None
+    needs: str | None = None
+
+
+FIGURES: list[Figure] = []
+
+
+def figure(name: str, unit: str, description: str, *, target: Target | None = None,
+           baseline: str = "", runs: int | None = None
+           ) -> Callable[[Callable[[Bench, int], Sample]], Callable[[Bench, int], Sample]]:
+    """Register the decorated function as the measurement of one figure."""
+
+    def register(measure: Callable[[Bench, int], Sample]) -> Callable[[Bench, int], Sample]:
+        FIGURES.append(Figure(name, unit, description, measure, target, baseline, runs))
+        return measure
+
+    return register
+
+
+def placeholder(name: str, unit: str, description: str, target: Target, needs: str) -> None:
+    FIGURES.append(Figure(name, unit, description, None, target, needs=needs))
+
+
+def at_least(limit: float) -> Target:
+    return Target(">=", limit)
+
+
+def at_most(limit: float, of: str = "ratio") -> Target:
+    return Target("<=", limit, of)
+
+
+# Writes.
+
+
+@figure("release_creates_http", "pairs/s",
+        "POST create + PUT finalize pairs per second from concurrent pipelines, gunicorn on"
+        " PostgreSQL, on a ledger holding only the directory",
+        target=at_least(0.5),
+        baseline="minimal Falcon app, one single-row INSERT transaction per request,"
+                 " same gunicorn settings and load")
+def release_creates_http(bench: Bench, run: int) -> Sample:
+    service = bench.memo(("creates", "service", run), lambda: creates(bench, run, "service"))
+    base = bench.memo(("creates", "baseline", run), lambda: creates(bench, run, "baseline"))
+    return Sample(service["per_second"], base["per_second"])
+
+
+@figure("ledger_appends", "appends/s",
+        "ReleaseLedger commands per second without HTTP (create, then finalize), each one"
+        " append, from concurrent processes",
+        target=at_least(0.7),
+        baseline="transactions of LOCK TABLE IN EXCLUSIVE MODE + NOTIFY + one-row INSERT,"
+                 " pipelined as the event store sends them, from as many processes")
+def ledger_appends(bench: Bench, run: int) -> Sample:
+    return Sample(append_rate(bench, run, "ledger"), append_rate(bench, run, "insert"))
+
+
+# Replay of each read model from position zero.
+
+
+def replay_figure(model: str, backend: str, tier: str) -> None:
+    runs = LARGE_REPLAY_RUNS if tier == "large" else None
+
+    @figure(f"replay_{model}_{backend}_{tier}", "events/s",
+            f"replay of {model} from position zero into fresh tables, {tier} ledger, {backend}",
+            target=at_least(0.25), runs=runs,
+            baseline="reading and decoding the same notifications without applying them")
+    def measure(bench: Bench, run: int) -> Sample:
+        result = replay(bench, backend, tier, model, run)
+        return Sample(result["per_second"], decode(bench, backend, tier, run)["per_second"])
+
+
+def replay_time_figure(backend: str, tier: str) -> None:
+    runs = LARGE_REPLAY_RUNS if tier == "large" else None
+
+    @figure(f"replay_seconds_{backend}_{tier}", "s",
+            f"replay of all read models, one after the other, {tier} ledger, {backend}",
+            runs=runs)
+    def measure(bench: Bench, run: int) -> Sample:
+        return Sample(sum(replay(bench, backend, tier, model, run)["seconds"]
+                          for model in MODELS))
+
+
+def replay_memory_figure(backend: str) -> None:
+    @figure(f"replay_peak_memory_{backend}", "MiB",
+            f"peak resident memory of a replay process, largest over the read models, large"
+            f" ledger, {backend}",
+            target=at_most(NO_GROWTH), runs=LARGE_REPLAY_RUNS,
+            baseline="the same on the medium ledger (ten times fewer events)")
+    def measure(bench: Bench, run: int) -> Sample:
+        large = max(replay(bench, backend, "large", model, run)["peak_mib"] for model in MODELS)
+        medium = max(replay(bench, backend, "medium", model, run)["peak_mib"] for model in MODELS)
+        return Sample(large, medium)
+
+
+for _backend in BACKENDS:
+    for _tier in ("medium", "large"):
+        for _model in MODELS:
+            replay_figure(_model, _backend, _tier)
+    for _tier in TIERS:
+        replay_time_figure(_backend, _tier)
+    replay_memory_figure(_backend)
+
+
+# Reads over HTTP.
+
+
+def latency_figure(name: str, endpoint: str, tier: str, percentile: float,
+                   target: Target | None, description: str) -> None:
+    @figure(name, "ms", description, target=target,
+            baseline=f"p{percentile:g} of GET /healthz of the same server and load")
+    def measure(bench: Bench, run: int) -> Sample:
+        result = read_latency(bench, tier, run)
+        return Sample(quantile(result[endpoint], percentile),
+                      quantile(result["healthz"], percentile))
+
+
+for _percentile, _target in ((50, None), (99, at_most(2.0))):
+    latency_figure(f"release_list_first_page_p{_percentile}", "list_first", "large", _percentile,
+                   _target, f"GET the first page of releases, per_page={PER_PAGE}, caller in"
+                   " 10 of 50 teams, large ledger (100,000 releases in 500 projects)")
+    latency_figure(f"release_list_deep_cursor_p{_percentile}", "list_deep", "large", _percentile,
+                   _target, "the same list from a cursor deep in the caller's releases")
+for _percentile, _target in ((50, None), (99, at_most(3.0))):
+    latency_figure(f"release_details_p{_percentile}", "details", "large", _percentile, _target,
+                   "GET one release the caller may see, large ledger")
+for _tier in ("small", "medium"):
+    latency_figure(f"release_list_first_page_p99_{_tier}", "list_first", _tier, 99, None,
+                   f"the first page of releases on the {_tier} ledger, to show how it grows")
+
+
+@figure("web_worker_peak_memory", "MiB",
+        "peak resident memory of a gunicorn worker during the read loads, large ledger",
+        target=at_most(NO_GROWTH), baseline="the same on the medium ledger")
+def web_worker_peak_memory(bench: Bench, run: int) -> Sample:
+    return Sample(read_latency(bench, "large", run)["peak_mib"],
+                  read_latency(bench, "medium", run)["peak_mib"])
+
+
+placeholder("release_history_p99", "ms",
+            "GET the history of a release with 1,000 events, ledger of 1,000,000 events",
+            at_most(3.0), needs="the release history endpoint and its read model")
+placeholder("audit_log_filtered_page_p99", "ms",
+            "GET one filtered page of the audit log, ledger of 1,000,000 events",
+            at_most(3.0), needs="the audit log endpoint and its read model")
+placeholder("projection_lag_p99", "ms",
+            "time from a write's commit until its read models show it, sustained writes",
+            at_most(100.0, of="value"),
+            needs="the background projector process woken by LISTEN/NOTIFY")
+
+
+# One PUT with many commits.
+
+
+def put_commits_figures(tier: str, smaller: str | None) -> None:
+    target = at_most(COMMIT_STEP) if smaller else None
+    growth = f"the same with the {smaller} count, {COMMIT_STEP:g} times fewer" if smaller else ""
+
+    @figure(f"put_commits_seconds_{tier}", "s",
+            f"one PUT setting a release's commits ({tier} count), until the response",
+            target=target, baseline=growth)
+    def seconds(bench: Bench, run: int) -> Sample:
+        result = put_commits(bench, tier, run)
+        base = put_commits(bench, smaller, run)["seconds"] if smaller else None
+        return Sample(result["seconds"], base)
+
+    @figure(f"put_commits_memory_{tier}", "MiB",
+            f"growth of the worker's peak resident memory during that PUT ({tier} count)",
+            target=target, baseline=growth)
+    def memory(bench: Bench, run: int) -> Sample:
+        result = put_commits(bench, tier, run)
+        base = put_commits(bench, smaller, run)["memory_mib"] if smaller else None
+        return Sample(result["memory_mib"], base)
+
+
+for _tier, _smaller in (("small", None), ("medium", "small"), ("large", "medium")):
+    put_commits_figures(_tier, _smaller)
+
+
+# Measurements that figures share.
+
+
+def creates(bench: Bench, run: int, app: str) -> dict[str, Any]:
+    dataset = bench.write_dataset()
+    server = bench.service(dataset) if app == "service" else baseline_server(bench)
+    plan = {
+        "port": server.port,
+        "scenario": "pairs",
+        "concurrency": bench.scale.pipelines,
+        "max_requests": 1_000_000,
+        "max_seconds": bench.scale.http_seconds,
+        "warmup_seconds": 1.0,
+        "token": dataset.loaded.directory.pipeline_token,
+        "projects": list(dataset.loaded.directory.project_slugs),
+        "version_prefix": f"creates-{run}-",
+    }
+    return checked(bench.load(plan), "release creates")
+
+
+def baseline_server(bench: Bench) -> Any:
+    settings = bench.memo(("baseline", "schema"), lambda: baseline_schema(bench))
+    conninfo = make_conninfo(settings.postgres.conninfo,
+                             options=f"-c search_path={settings.postgres.schema}")
+    return bench.server(("baseline",), "bench.baseline:create_app()",
+                        {"BENCH_BASELINE_CONNINFO": conninfo})
+
+
+def baseline_schema(bench: Bench) -> Any:
+    settings = bench.postgres("baseline_app")
+    bench.execute(settings, f"SET search_path = baseline_app; {baseline.CREATE_TABLE}")
+    return settings
+
+
+def append_rate(bench: Bench, run: int, mode: str) -> float:
+    def measure() -> float:
+        if mode == "ledger":
+            settings = bench.write_dataset().settings
+        else:
+            settings = bench.memo(("appends", "schema"), lambda: appends_schema(bench))
+        directory = bench.write_dataset().loaded.directory
+        start_at = time.time() + 3.0
+        job = {
+            "mode": mode,
+            "url": settings.database_url,
+            "org_id": str(directory.org_id),
+            "project_ids": [str(project_id) for project_id in directory.project_ids],
+            "version_prefix": f"appends-{run}-",
+            "seconds": bench.scale.http_seconds,
+            "max_appends": 1_000_000,
+            "start_at": start_at,
+        }
+        with started_modules("bench.appends", [job] * bench.scale.appenders) as processes:
+            results = collect(processes, timeout=bench.scale.http_seconds + 120)
+        seconds = sum(result["seconds"] for result in results) / len(results)
+        return sum(result["appends"] for result in results) / seconds
+
+    return bench.memo(("appends", mode, run), measure)
+
+
+def appends_schema(bench: Bench) -> Any:
+    settings = bench.postgres("baseline_appends")
+    bench.execute(settings, f"SET search_path = baseline_appends; {appends.CREATE_TABLE}")
+    return settings
+
+
+def replay(bench: Bench, backend: str, tier: str, model: str, run: int) -> dict[str, Any]:
+    def measure() -> dict[str, Any]:
+        dataset = bench.dataset(tier, backend)
+        # A data set's own read-model tables are fresh until their first
+        # replay, so that replay also makes the data set ready to serve.
+        own = model in dataset.unprojected
+        target = dataset.settings if own else bench.scratch(backend, "replay_scratch")
+        job = {"ledger_url": dataset.settings.database_url,
+               "target_url": target.database_url, "model": model}
+        result = run_module("bench.replay", job, timeout=3600)
+        if own:
+            dataset.unprojected.discard(model)
+        else:
+            bench.drop(target)
+        return result
+
+    return bench.memo(("replay", backend, tier, model, run), measure)
+
+
+def decode(bench: Bench, backend: str, tier: str, run: int) -> dict[str, Any]:
+    def measure() -> dict[str, Any]:
+        dataset = bench.dataset(tier, backend)
+        return run_module("bench.replay", {"ledger_url": dataset.settings.database_url},
+                          timeout=3600)
+
+    return bench.memo(("decode", backend, tier, run), measure)
+
+
+def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
+    def measure() -> dict[str, Any]:
+        dataset = bench.dataset(tier)
+        server = bench.service(dataset)
+        token = dataset.loaded.directory.reader_token
+        endpoints = {
+            "healthz": ["/healthz"],
+            "list_first": [f"{ORG_RELEASES}?per_page={PER_PAGE}"],
+        }
+        if tier == "large":
+            cursor = deep_cursor(bench, dataset)
+            endpoints["list_deep"] = [f"{ORG_RELEASES}?per_page={PER_PAGE}&cursor={cursor}"]
+            endpoints["details"] = [f"{ORG_RELEASES}{quote(version, safe='')}/"
+                                    for version in visible_versions(dataset, 300)]
+        server.reset_peaks()
+        result: dict[str, Any] = {}
+        for endpoint, paths in endpoints.items():
+            plan = {
+                "port": server.port,
+                "scenario": "get",
+                "concurrency": 2,
+                "max_requests": bench.scale.latency_requests + WARMUP_REQUESTS,
+                "max_seconds": 120.0,
+                "warmup_requests": WARMUP_REQUESTS,
+                "token": token,
+                "paths": paths,
+            }
+            result[endpoint] = checked(bench.load(plan), endpoint)["latencies_ms"]
+        result["peak_mib"] = server.peak_mib()
+        return result
+
+    return bench.memo(("read_latency", tier, run), measure)
+
+
+def put_commits(bench: Bench, tier: str, run: int) -> dict[str, Any]:
+    def measure() -> dict[str, Any]:
+        dataset = bench.write_dataset()
+        # A fresh worker for each PUT, so that memory freed by an earlier,
+        # larger PUT does not hide this one's growth.
+        server = bench.service(dataset, workers=1, LEDGER_MAX_BODY_BYTES=str(256 * 1024 * 1024),
+                               WEB_TIMEOUT="600", BENCH_MEASUREMENT=f"commits-{tier}-{run}")
+        plan = {
+            "port": server.port,
+            "scenario": "commits",
+            "max_requests": 1,
+            "max_seconds": 600.0,
+            "token": dataset.loaded.directory.pipeline_token,
+            "projects": [dataset.loaded.directory.project_slugs[0]],
+            "version_prefix": f"warmup-{tier}-{run}-",
+            "commit_count": 10,
+        }
+        checked(bench.load(plan), "PUT with 10 commits")
+        worker = server.worker_pids()[0]
+        reset_peak(worker)
+        before = memory_kib(worker, "VmRSS")
+        plan.update(version_prefix=f"commits-{tier}-{run}-",
+                    commit_count=bench.scale.commit_counts[tier])
+        result = checked(bench.load(plan), f"PUT with {plan['commit_count']} commits")
+        return {"seconds": result["latencies_ms"][0] / 1000,
+                "memory_mib": (memory_kib(worker, "VmHWM") - before) / 1024}
+
+    return bench.memo(("put_commits", tier, run), measure)
+
+
+def deep_cursor(bench: Bench, dataset: Dataset) -> str:
+    """Return the cursor after the scale's deep offset into the reader's releases."""
+    directory = dataset.loaded.directory
+    visible = [str(directory.project_ids[index]) for index in directory.visible_project_indexes]
+    visible_releases = dataset.loaded.releases * len(visible) // datasets.PROJECTS
+    offset = min(bench.scale.deep_offset, visible_releases // 2)
+    rows = bench.execute(
+        dataset.settings,
+        "SELECT r.sort_key, r.public_id FROM releases_v1_releases r"
+        " WHERE r.org_id = %s AND r.status = 'open' AND EXISTS (SELECT 1"
+        " FROM releases_v1_projects p WHERE p.release_id = r.id AND p.project_id = ANY(%s))"
+        " ORDER BY r.sort_key DESC, r.public_id DESC OFFSET %s LIMIT 1",
+        (str(directory.org_id), visible, offset),
+    )
+    sort_key, public_id = rows[0]
+    return f"{sort_key}:{public_id}:0"
+
+
+def visible_versions(dataset: Dataset, count: int) -> list[str]:
+    """Return versions of releases the reader may see, spread over the whole ledger."""
+    visible = dataset.loaded.directory.visible_project_indexes
+    candidates = [index for index in range(dataset.loaded.releases)
+                  if index % datasets.PROJECTS in visible]
+    step = max(len(candidates) // count, 1)
+    return [datasets.release_version(index) for index in candidates[::step][:count]]
+
+
+def quantile(values: list[float], percentile: float) -> float:
+    """Return the nearest-rank percentile of sorted values."""
+    if not values:
+        raise ValueError("No latencies were recorded.")
+    rank = max(math.ceil(percentile / 100 * len(values)) - 1, 0)
+    return values[min(rank, len(values) - 1)]
+
+
+def checked(result: dict[str, Any], what: str) -> dict[str, Any]:
+    """Return a load result, raising if any request failed or none was measured."""
+    if result["errors"] or not result["operations"]:
+        raise RuntimeError(
+            f"{what}: {result['errors']} failed operations, {result['operations']} measured;"
+            f" statuses {result['statuses']}; first errors {result['first_errors']}"
+        )
+    return result
