@@ -7,22 +7,17 @@ random points between them. Each example runs on a ledger of its own.
 from __future__ import annotations
 
 import contextlib
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.config import Settings
 from api.services import Services
 from domain.application import ReleaseChanges
 from domain.errors import LedgerError
 from tests.builders import CAUSE
-from tests.conftest import check_postgres_reachable, drop_schema, postgres_url
-from tests.read_models import BASE_TIME, all_contents, rebuild
+from tests.conftest import check_postgres_reachable
+from tests.read_models import BASE_TIME, all_contents, fresh_services, rebuild
 
 VERSIONS = ("1.0", "1.1", "2.0")
 PROJECTS = ("web", "api", "billing")
@@ -53,24 +48,6 @@ commands = st.one_of(
               st.lists(st.sampled_from(PROJECTS), max_size=3, unique=True), hours),
     st.tuples(st.just("catch_up")),
 )
-
-
-@contextmanager
-def fresh_services(backend: str, folder: Path) -> Iterator[Services]:
-    """Open services on an empty ledger: a new SQLite file or a new PostgreSQL schema."""
-    if backend == "sqlite":
-        configuration = Settings(database_url=f"sqlite:///{folder}/{uuid.uuid4().hex}.sqlite3")
-    else:
-        schema = f"test_{uuid.uuid4().hex[:12]}"
-        separator = "&" if "?" in postgres_url() else "?"
-        configuration = Settings(database_url=f"{postgres_url()}{separator}schema={schema}")
-    services = Services(configuration, create_tables=True)
-    try:
-        yield services
-    finally:
-        services.close()
-        if backend == "postgresql":
-            drop_schema(configuration)
 
 
 class Commands:
