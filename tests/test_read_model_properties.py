@@ -46,6 +46,8 @@ commands = st.one_of(
     st.tuples(st.just("delete"), versions),
     st.tuples(st.just("deploy"), versions, st.sampled_from(ENVIRONMENTS),
               st.lists(st.sampled_from(PROJECTS), max_size=3, unique=True), hours),
+    st.tuples(st.just("add_issue"), versions, st.integers(0, 2)),
+    st.tuples(st.just("remove_issue"), st.sampled_from(PROJECTS), st.integers(0, 2)),
     st.tuples(st.just("catch_up")),
 )
 
@@ -115,6 +117,20 @@ class Commands:
         deploy = {"environment": environment, "name": None, "url": None, "date_started": None,
                   "date_finished": BASE_TIME + timedelta(hours=hour)}
         self.services.ledger.record_deploy(self.org_id, version, deploy, chosen, CAUSE)
+
+    def add_issue(self, version: str, number: int) -> None:
+        """Create an issue first seen in `version`, in one of the projects linked to it."""
+        release = self.services.ledger.get_release(self.org_id, version)
+        project_id = release.project_ids[number % len(release.project_ids)]
+        project = next(slug for slug, known in self.projects.items() if known == project_id)
+        self.services.ledger.create_issue(
+            self.org_id, project_id, f"{project.upper()}-{number}", "Error", version, CAUSE
+        )
+
+    def remove_issue(self, project: str, number: int) -> None:
+        self.services.ledger.delete_issue(
+            self.org_id, self.projects[project], f"{project.upper()}-{number}", CAUSE
+        )
 
     def catch_up(self) -> None:
         self.services.projector.catch_up()
