@@ -10,9 +10,9 @@ from typing import Any
 
 from projections.database import Row
 from projections.directory import DirectoryQueries
-from projections.issues import IssueQueries
 from projections.projection import to_text
 from projections.releases import ReleaseQueries
+from projections.timeline import ReleasesAt
 
 _HEX_SHA = re.compile(r"^[0-9a-fA-F]{32,64}$")
 
@@ -25,19 +25,19 @@ def short_version(version: str) -> str:
 
 
 def release_bodies(
-    rows: Sequence[Row], releases: ReleaseQueries, directory: DirectoryQueries
+    rows: Sequence[Row], releases: ReleaseQueries | ReleasesAt, directory: DirectoryQueries
 ) -> list[dict[str, Any]]:
     """Render releases, loading their projects, owners and new issues in one query each.
 
-    The issue read model is read through the release queries' cursor, so
-    the counts come from the same transaction.
+    `releases` are the live queries or those of one instant, and every
+    release field, new issue counts included, comes from them.
     """
     linked = releases.project_ids([row["id"] for row in rows])
     projects = directory.projects_by_id(
         sorted({project_id for ids in linked.values() for project_id in ids})
     )
     owners = directory.users(sorted({row["owner_id"] for row in rows if row["owner_id"]}))
-    new_issues = IssueQueries(releases.cursor).new_issue_counts([row["id"] for row in rows])
+    new_issues = releases.new_issue_counts([row["id"] for row in rows])
     return [
         _release_body(row, [projects[p] for p in linked[row["id"]] if p in projects], owners,
                       new_issues[row["id"]])

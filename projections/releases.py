@@ -16,6 +16,7 @@ from eventsourcing.domain import DomainEvent
 
 from domain.release import Release
 from projections.database import Cursor, Row
+from projections.issues import IssueQueries
 from projections.projection import Projection, to_json, to_micros, to_text
 
 RELEASES = "releases_v1_releases"
@@ -230,6 +231,13 @@ class ReleaseQueries:
         for row in rows:
             linked[row["release_id"]].append(row["project_id"])
         return linked
+
+    def new_issue_counts(self, release_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Return, per release, the number of live issues first seen in it, per project.
+
+        The counts come from the issue read model, in the same transaction.
+        """
+        return IssueQueries(self.cursor).new_issue_counts(release_ids)
 
     def page(
         self,

@@ -2,9 +2,10 @@
 
 Each row is one state of a release, valid from `valid_from` (inclusive)
 to `valid_to` (exclusive), both in microseconds since the epoch. The
-current state's `valid_to` is OPEN. A release's project links are kept
-the same way. "The release list at instant T" is then a plain indexed
-query, the same as the live list plus `valid_from <= T < valid_to`.
+current state's `valid_to` is OPEN. A release's project links and the
+issues first seen in it are kept the same way. "The release list at
+instant T" is then a plain indexed query, the same as the live list plus
+`valid_from <= T < valid_to`.
 
 Instants are the events' timestamps, with two adjustments:
 
@@ -33,9 +34,10 @@ from projections.database import Cursor, Row
 from projections.projection import Projection, to_json, to_micros, to_text
 from projections.releases import _authors, _last_commit, _like_prefix
 
-RELEASES = "timeline_v1_releases"
-RELEASE_PROJECTS = "timeline_v1_projects"
-CLOCKS = "timeline_v1_clocks"
+RELEASES = "timeline_v2_releases"
+RELEASE_PROJECTS = "timeline_v2_projects"
+NEW_ISSUES = "timeline_v2_new_issues"
+CLOCKS = "timeline_v2_clocks"
 OPEN = 9_223_372_036_854_775_807
 SAME_COMMAND_MICROS = 1_000_000
 STATE_COLUMNS = (
@@ -47,7 +49,7 @@ COLUMNS = (*STATE_COLUMNS, "revision", "valid_from", "valid_to")
 
 
 class TimelineProjection(Projection):
-    name = "timeline_v1"
+    name = "timeline_v2"
     create_statements = (
         f"CREATE TABLE IF NOT EXISTS {RELEASES} (id TEXT NOT NULL, public_id BIGINT NOT NULL,"
         " org_id TEXT NOT NULL, version TEXT NOT NULL, version_lower TEXT NOT NULL, ref TEXT,"
@@ -66,6 +68,10 @@ class TimelineProjection(Projection):
         " valid_to BIGINT NOT NULL, PRIMARY KEY (release_id, project_id, revision))",
         f"CREATE INDEX IF NOT EXISTS {RELEASE_PROJECTS}_project"
         f" ON {RELEASE_PROJECTS} (project_id, release_id)",
+        f"CREATE TABLE IF NOT EXISTS {NEW_ISSUES} (release_id TEXT NOT NULL,"
+        " issue_id TEXT NOT NULL, project_id TEXT NOT NULL, revision BIGINT NOT NULL,"
+        " valid_from BIGINT NOT NULL, valid_to BIGINT NOT NULL,"
+        " PRIMARY KEY (release_id, issue_id, revision))",
         f"CREATE TABLE IF NOT EXISTS {CLOCKS} (release_id TEXT PRIMARY KEY,"
         " position BIGINT NOT NULL, request_id TEXT, instant BIGINT NOT NULL)",
     )
@@ -143,6 +149,24 @@ class TimelineProjection(Projection):
                      last_deploy=to_json(deploy))
 
     @apply.register
+    def _(self, event: Release.NewIssueAdded, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"INSERT INTO {NEW_ISSUES} (release_id, issue_id, project_id, revision, valid_from,"
+            " valid_to) VALUES (%s, %s, %s, %s, %s, %s)",
+            (str(event.originator_id), str(event.issue_id), str(event.project_id), position,
+             _instant(cursor, event, position), OPEN),
+        )
+
+    @apply.register
+    def _(self, event: Release.NewIssueRemoved, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            f"UPDATE {NEW_ISSUES} SET valid_to = %s"
+            " WHERE release_id = %s AND issue_id = %s AND valid_to = %s",
+            (_instant(cursor, event, position), str(event.originator_id), str(event.issue_id),
+             OPEN),
+        )
+
+    @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
         self._end(cursor, event, _instant(cursor, event, position))
 
@@ -179,7 +203,13 @@ class TimelineProjection(Projection):
 
     @staticmethod
     def _end(cursor: Cursor, event: Any, instant: int) -> None:
-        """End the current state and project links of a release at `instant`."""
+        """End the current state and project links of a release at `instant`.
+
+        Issues first seen in the release stay linked. The ledger deletes a
+        release only once no issue names it as first release, and the live
+        count, which follows the issues, would go on counting any such issue
+        after the release is created again.
+        """
         for table, key in ((RELEASES, "id"), (RELEASE_PROJECTS, "release_id")):
             cursor.execute(
                 f"UPDATE {table} SET valid_to = %s WHERE {key} = %s AND valid_to = %s",
@@ -240,8 +270,8 @@ def _insert(cursor: Cursor, state: Row, revision: int, instant: int) -> None:
 class ReleasesAt:
     """Release queries that return the state at one instant, in the live queries' terms.
 
-    `get`, `project_ids` and `page` take and return what the live release
-    queries do, so the same code renders and pages both.
+    `get`, `project_ids`, `new_issue_counts` and `page` take and return what
+    the live release queries do, so the same code renders and pages both.
     """
 
     def __init__(self, cursor: Cursor, at: datetime) -> None:
@@ -268,6 +298,22 @@ class ReleasesAt:
         for row in rows:
             linked[row["release_id"]].append(row["project_id"])
         return linked
+
+    def new_issue_counts(self, release_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Return, per release, the number of issues first seen in it, per project."""
+        counts: dict[str, dict[str, int]] = {release_id: {} for release_id in release_ids}
+        if not release_ids:
+            return counts
+        marks = ", ".join(["%s"] * len(release_ids))
+        rows = self.cursor.execute(
+            f"SELECT release_id, project_id, COUNT(*) AS issues FROM {NEW_ISSUES}"
+            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s"
+            " GROUP BY release_id, project_id",
+            (*release_ids, self.instant, self.instant),
+        ).fetchall()
+        for row in rows:
+            counts[row["release_id"]][row["project_id"]] = int(row["issues"])
+        return counts
 
     def page(
         self,

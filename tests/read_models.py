@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
+from api.config import Settings
 from api.services import Services
 from domain.application import ReleaseChanges
 from projections.projection import Projection
@@ -13,6 +18,7 @@ from projections.rebuild import Rebuild
 from projections.releases import ReleasesProjection
 from projections.status import ReadModelStatus, read_model_statuses
 from tests.builders import CAUSE
+from tests.conftest import drop_schema, postgres_url
 
 BASE_TIME = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 
@@ -121,3 +127,21 @@ def record_history(services: Services, releases: int = 12) -> None:
         ledger.delete_release(org, "app@1.0", CAUSE)
         ledger.create_release(org, "app@1.0", ReleaseChanges(project_ids=[api]), CAUSE)
         ledger.update_release(org, "app@2.0", ReleaseChanges(status="archived"), CAUSE)
+
+
+@contextmanager
+def fresh_services(backend: str, folder: Path) -> Iterator[Services]:
+    """Open services on an empty ledger: a new SQLite file or a new PostgreSQL schema."""
+    if backend == "sqlite":
+        configuration = Settings(database_url=f"sqlite:///{folder}/{uuid.uuid4().hex}.sqlite3")
+    else:
+        schema = f"test_{uuid.uuid4().hex[:12]}"
+        separator = "&" if "?" in postgres_url() else "?"
+        configuration = Settings(database_url=f"{postgres_url()}{separator}schema={schema}")
+    services = Services(configuration, create_tables=True)
+    try:
+        yield services
+    finally:
+        services.close()
+        if backend == "postgresql":
+            drop_schema(configuration)

@@ -7,22 +7,17 @@ random points between them. Each example runs on a ledger of its own.
 from __future__ import annotations
 
 import contextlib
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.config import Settings
 from api.services import Services
 from domain.application import ReleaseChanges
 from domain.errors import LedgerError
 from tests.builders import CAUSE
-from tests.conftest import check_postgres_reachable, drop_schema, postgres_url
-from tests.read_models import BASE_TIME, all_contents, rebuild
+from tests.conftest import check_postgres_reachable
+from tests.read_models import BASE_TIME, all_contents, fresh_services, rebuild
 
 VERSIONS = ("1.0", "1.1", "2.0")
 PROJECTS = ("web", "api", "billing")
@@ -51,26 +46,10 @@ commands = st.one_of(
     st.tuples(st.just("delete"), versions),
     st.tuples(st.just("deploy"), versions, st.sampled_from(ENVIRONMENTS),
               st.lists(st.sampled_from(PROJECTS), max_size=3, unique=True), hours),
+    st.tuples(st.just("add_issue"), versions, st.integers(0, 2)),
+    st.tuples(st.just("remove_issue"), st.sampled_from(PROJECTS), st.integers(0, 2)),
     st.tuples(st.just("catch_up")),
 )
-
-
-@contextmanager
-def fresh_services(backend: str, folder: Path) -> Iterator[Services]:
-    """Open services on an empty ledger: a new SQLite file or a new PostgreSQL schema."""
-    if backend == "sqlite":
-        configuration = Settings(database_url=f"sqlite:///{folder}/{uuid.uuid4().hex}.sqlite3")
-    else:
-        schema = f"test_{uuid.uuid4().hex[:12]}"
-        separator = "&" if "?" in postgres_url() else "?"
-        configuration = Settings(database_url=f"{postgres_url()}{separator}schema={schema}")
-    services = Services(configuration, create_tables=True)
-    try:
-        yield services
-    finally:
-        services.close()
-        if backend == "postgresql":
-            drop_schema(configuration)
 
 
 class Commands:
@@ -138,6 +117,20 @@ class Commands:
         deploy = {"environment": environment, "name": None, "url": None, "date_started": None,
                   "date_finished": BASE_TIME + timedelta(hours=hour)}
         self.services.ledger.record_deploy(self.org_id, version, deploy, chosen, CAUSE)
+
+    def add_issue(self, version: str, number: int) -> None:
+        """Create an issue first seen in `version`, in one of the projects linked to it."""
+        release = self.services.ledger.get_release(self.org_id, version)
+        project_id = release.project_ids[number % len(release.project_ids)]
+        project = next(slug for slug, known in self.projects.items() if known == project_id)
+        self.services.ledger.create_issue(
+            self.org_id, project_id, f"{project.upper()}-{number}", "Error", version, CAUSE
+        )
+
+    def remove_issue(self, project: str, number: int) -> None:
+        self.services.ledger.delete_issue(
+            self.org_id, self.projects[project], f"{project.upper()}-{number}", CAUSE
+        )
 
     def catch_up(self) -> None:
         self.services.projector.catch_up()
