@@ -131,7 +131,7 @@ def load_releases(ledger: ReleaseLedger, directory: Directory, start: int, stop:
 def load_long_history(ledger: ReleaseLedger, directory: Directory) -> str:
     """Save HISTORY_VERSION with HISTORY_EVENTS events in all; return its version.
 
-    Its project, project-000, is one the reader sees.
+    Its project, project-000, is visible to the reader.
     """
     release = Release(
         org_id=directory.org_id,

@@ -384,12 +384,14 @@ def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
             history = dataset.loaded.history_version
             assert history is not None
             endpoints["history"] = [f"{ORG_RELEASES}{quote(history, safe='')}/history/"]
+
             project = project_public_id(bench, dataset, 0)
             endpoints["audit_filtered"] = [
                 f"/api/0/organizations/{datasets.ORG}/audit-logs/?{AUDIT_FILTER}"
                 f"&project={project}"
             ]
             tokens["audit_filtered"] = directory.auditor_token
+
         server.reset_peaks()
         result: dict[str, Any] = {}
         for endpoint, paths in endpoints.items():
@@ -458,8 +460,8 @@ def projection_lag(bench: Bench, run: int) -> dict[str, Any]:
         with projector(env, bench.workdir):
             result = run_module("bench.lag", job, timeout=job["seconds"] + 300)
         if result["unseen"] or not result["writes"]:
-            raise RuntimeError(f"projection lag: {result['writes']} writes measured,"
-                               f" {result['unseen']} never shown by the read models")
+            raise RuntimeError(f"Projection lag failed: {result['writes']} writes measured,"
+                               f" {result['unseen']} never reached by the read models.")
         return result
 
     return bench.memo(("projection_lag", run), measure)

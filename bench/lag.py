@@ -7,13 +7,14 @@ It reads a job as JSON on stdin and prints the result as JSON on stdout:
 A projector process (`release-ledger projections run`) must be running
 against the job's PostgreSQL ledger. This process first waits until every
 read model has reached the ledger's head. Then one thread creates releases
-through ReleaseLedger at `rate` per second for `seconds`, noting each
-write's ledger position and the moment its transaction returned; another
-polls `projection_positions` every POLL_SECONDS and, once the lowest
-position of the job's read models reaches a write's position, records the
-time since that write. The writes bypass HTTP on purpose: the web service
-catches read models up itself before answering, which would hide the
-projector's lag. Writes in the first `warmup_seconds` are not counted.
+through ReleaseLedger at `rate` per second for `seconds`. It notes each
+write's ledger position and the moment its transaction returned. Another
+thread polls `projection_positions` every POLL_SECONDS. Once the lowest
+position of the job's read models reaches a write's position, it records
+the time since that write. The writes bypass HTTP on purpose, because the
+web service catches read models up itself before it responds, which would
+hide the projector's lag. Writes in the first `warmup_seconds` are not
+counted.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def wait_until_caught_up(positions: Positions, head: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while positions.lowest() < head:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"The read models did not reach position {head} within"
-                               f" {READY_TIMEOUT_SECONDS:g} s; is the projector running?")
+            raise TimeoutError(f"Timed out after {READY_TIMEOUT_SECONDS:g} s waiting for the"
+                               f" read models to reach position {head}. Check that the"
+                               " projector process is running.")
         time.sleep(0.05)
 
 
