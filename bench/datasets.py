@@ -10,6 +10,10 @@ and six DeployRecorded. A ledger of 1,000,000 events therefore holds
 
 The aggregates are built in memory and saved a thousand at a time, so each
 `ReleaseLedger.save` call appends 10,000 events in one transaction.
+
+The large ledger also holds one release with a long history, HISTORY_EVENTS
+events: its creation, its project and Updated events, saved
+HISTORY_EVENTS_PER_SAVE at a time.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ ENVIRONMENTS = ("staging", "production", "canary")
 CAUSE = Cause("system", "bench", None, "bench")
 START = datetime(2020, 1, 1, tzinfo=UTC)
 READ_SCOPES = ("org:read", "project:read", "project:releases")
+HISTORY_EVENTS = 1000
+HISTORY_EVENTS_PER_SAVE = 500
+HISTORY_VERSION = "project-000@long-history"
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Directory:
     visible_project_indexes: frozenset[int]
     reader_token: str
     pipeline_token: str
+    auditor_token: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class Loaded:
     releases: int
     events: int
     seconds: float
+    history_version: str | None = None
 
 
 def project_slug(index: int) -> str:
@@ -96,7 +105,9 @@ def load_directory(ledger: ReleaseLedger) -> Directory:
         member.join_team(team.id, CAUSE)
     reader_token, reader = _token(user_id=user.id, org_id=None, scopes=READ_SCOPES)
     pipeline_token, pipeline = _token(user_id=None, org_id=organization.id, scopes=("org:ci",))
-    ledger.save(organization, *teams, *projects, user, member, reader, pipeline)
+    # An organization's own token with org:read may read its audit log.
+    auditor_token, auditor = _token(user_id=None, org_id=organization.id, scopes=("org:read",))
+    ledger.save(organization, *teams, *projects, user, member, reader, pipeline, auditor)
     return Directory(
         org_id=organization.id,
         project_ids=tuple(project.id for project in projects),
@@ -106,6 +117,7 @@ def load_directory(ledger: ReleaseLedger) -> Directory:
         ),
         reader_token=reader_token,
         pipeline_token=pipeline_token,
+        auditor_token=auditor_token,
     )
 
 
@@ -114,6 +126,29 @@ def load_releases(ledger: ReleaseLedger, directory: Directory, start: int, stop:
     for first in range(start, stop, RELEASES_PER_SAVE):
         batch = range(first, min(first + RELEASES_PER_SAVE, stop))
         ledger.save(*(build_release(directory, index) for index in batch))
+
+
+def load_long_history(ledger: ReleaseLedger, directory: Directory) -> str:
+    """Save HISTORY_VERSION with HISTORY_EVENTS events in all; return its version.
+
+    Its project, project-000, is visible to the reader.
+    """
+    release = Release(
+        org_id=directory.org_id,
+        version_str=HISTORY_VERSION,
+        ref=None,
+        url=None,
+        owner_id=None,
+        date_started=START,
+        cause=CAUSE,
+    )
+    release.add_projects([directory.project_ids[0]], None, CAUSE)
+    updates = HISTORY_EVENTS - 2
+    for number in range(updates):
+        release.update(f"refs/heads/update-{number}", None, None, START, CAUSE)
+        if (number + 3) % HISTORY_EVENTS_PER_SAVE == 0 or number == updates - 1:
+            ledger.save(release)
+    return HISTORY_VERSION
 
 
 def build_release(directory: Directory, index: int) -> Release:
@@ -129,7 +164,7 @@ def build_release(directory: Directory, index: int) -> Release:
         date_started=released - timedelta(minutes=5),
         cause=CAUSE,
     )
-    release.add_project(project_id, None, CAUSE)
+    release.add_projects([project_id], None, CAUSE)
     release.set_commits(list(commits(index, 3)), CAUSE)
     release.release(released, None, [project_id], CAUSE)
     for deploy in range(DEPLOYS_PER_RELEASE):

@@ -6,8 +6,8 @@ back to back with it. The runner calls it once per run and reports the
 median with the minimum and maximum. Figures that share a load (p50 and
 p99 of one endpoint, say) read it from `Bench.memo`, so it runs once.
 
-A figure that needs code the service does not have yet is registered
-with `needs` and reported as not measured.
+A figure that needs code the service does not have yet may be registered
+with `placeholder` and is then reported as not measured.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from urllib.parse import quote
 from psycopg.conninfo import make_conninfo
 
 from bench import appends, baseline, datasets
-from bench.servers import memory_kib, reset_peak
+from bench.servers import memory_kib, projector, reset_peak
 from bench.suite import MODELS, Bench, Dataset, collect, run_module, started_modules
 
 BACKENDS = ("postgresql", "sqlite")
@@ -39,6 +39,9 @@ COMMIT_STEP = 10.0
 ORG_RELEASES = "/api/0/organizations/acme/releases/"
 PER_PAGE = 25
 WARMUP_REQUESTS = 50
+AUDIT_FILTER = "event=release.created"
+# Writes a second while the projection lag is measured; each is one append.
+LAG_WRITES_PER_SECOND = 50
 
 
 @dataclass(frozen=True)
@@ -217,16 +220,27 @@ def web_worker_peak_memory(bench: Bench, run: int) -> Sample:
                   read_latency(bench, "medium", run)["peak_mib"])
 
 
-placeholder("release_history_p99", "ms",
-            "GET the history of a release with 1,000 events, ledger of 1,000,000 events",
-            at_most(3.0), needs="the release history endpoint and its read model")
-placeholder("audit_log_filtered_page_p99", "ms",
-            "GET one filtered page of the audit log, ledger of 1,000,000 events",
-            at_most(3.0), needs="the audit log endpoint and its read model")
-placeholder("projection_lag_p99", "ms",
-            "time from a write's commit until its read models show it, sustained writes",
-            at_most(100.0, of="value"),
-            needs="the background projector process woken by LISTEN/NOTIFY")
+for _percentile, _target in ((50, None), (99, at_most(3.0))):
+    latency_figure(f"release_history_p{_percentile}", "history", "large", _percentile, _target,
+                   f"GET the history of a release with {datasets.HISTORY_EVENTS:,} events"
+                   " (first page), large ledger")
+    latency_figure(f"audit_log_filtered_page_p{_percentile}", "audit_filtered", "large",
+                   _percentile, _target,
+                   f"GET one page of the audit log filtered by {AUDIT_FILTER} and one"
+                   " project's id, organization token with org:read, large ledger")
+
+
+def lag_figure(percentile: float, target: Target | None) -> None:
+    @figure(f"projection_lag_p{percentile:g}", "ms",
+            "time from a write's commit until every read model shows it, one projector process"
+            f" on PostgreSQL, {LAG_WRITES_PER_SECOND} ReleaseLedger writes per second",
+            target=target)
+    def measure(bench: Bench, run: int) -> Sample:
+        return Sample(quantile(projection_lag(bench, run)["latencies_ms"], percentile))
+
+
+for _percentile, _target in ((50, None), (99, at_most(100.0, of="value"))):
+    lag_figure(_percentile, _target)
 
 
 # One PUT with many commits.
@@ -355,16 +369,29 @@ def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
     def measure() -> dict[str, Any]:
         dataset = bench.dataset(tier)
         server = bench.service(dataset)
-        token = dataset.loaded.directory.reader_token
+        directory = dataset.loaded.directory
+        token = directory.reader_token
         endpoints = {
             "healthz": ["/healthz"],
             "list_first": [f"{ORG_RELEASES}?per_page={PER_PAGE}"],
         }
+        tokens = {}
         if tier == "large":
             cursor = deep_cursor(bench, dataset)
             endpoints["list_deep"] = [f"{ORG_RELEASES}?per_page={PER_PAGE}&cursor={cursor}"]
             endpoints["details"] = [f"{ORG_RELEASES}{quote(version, safe='')}/"
                                     for version in visible_versions(dataset, 300)]
+            history = dataset.loaded.history_version
+            assert history is not None
+            endpoints["history"] = [f"{ORG_RELEASES}{quote(history, safe='')}/history/"]
+
+            project = project_public_id(bench, dataset, 0)
+            endpoints["audit_filtered"] = [
+                f"/api/0/organizations/{datasets.ORG}/audit-logs/?{AUDIT_FILTER}"
+                f"&project={project}"
+            ]
+            tokens["audit_filtered"] = directory.auditor_token
+
         server.reset_peaks()
         result: dict[str, Any] = {}
         for endpoint, paths in endpoints.items():
@@ -375,7 +402,7 @@ def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
                 "max_requests": bench.scale.latency_requests + WARMUP_REQUESTS,
                 "max_seconds": 120.0,
                 "warmup_requests": WARMUP_REQUESTS,
-                "token": token,
+                "token": tokens.get(endpoint, token),
                 "paths": paths,
             }
             result[endpoint] = checked(bench.load(plan), endpoint)["latencies_ms"]
@@ -413,6 +440,40 @@ def put_commits(bench: Bench, tier: str, run: int) -> dict[str, Any]:
                 "memory_mib": (memory_kib(worker, "VmHWM") - before) / 1024}
 
     return bench.memo(("put_commits", tier, run), measure)
+
+
+def projection_lag(bench: Bench, run: int) -> dict[str, Any]:
+    def measure() -> dict[str, Any]:
+        dataset = bench.write_dataset()
+        directory = dataset.loaded.directory
+        env = {"LEDGER_DATABASE_URL": dataset.settings.database_url}
+        job = {
+            "url": dataset.settings.database_url,
+            "models": list(MODELS),
+            "org_id": str(directory.org_id),
+            "project_ids": [str(project_id) for project_id in directory.project_ids],
+            "version_prefix": f"lag-{run}-",
+            "rate": LAG_WRITES_PER_SECOND,
+            "seconds": bench.scale.http_seconds * 2,
+            "warmup_seconds": 1.0,
+        }
+        with projector(env, bench.workdir):
+            result = run_module("bench.lag", job, timeout=job["seconds"] + 300)
+        if result["unseen"] or not result["writes"]:
+            raise RuntimeError(f"Projection lag failed: {result['writes']} writes measured,"
+                               f" {result['unseen']} never reached by the read models.")
+        return result
+
+    return bench.memo(("projection_lag", run), measure)
+
+
+def project_public_id(bench: Bench, dataset: Dataset, index: int) -> str:
+    """Return the public id of a project: the position of the event that created it."""
+    project_id = dataset.loaded.directory.project_ids[index]
+    rows = bench.execute(dataset.settings,
+                         "SELECT public_id FROM audit_v1_subjects WHERE id = %s",
+                         (str(project_id),))
+    return str(rows[0][0])
 
 
 def deep_cursor(bench: Bench, dataset: Dataset) -> str:

@@ -1,4 +1,4 @@
-"""gunicorn processes started by the suite, and the memory of their workers."""
+"""gunicorn and projector processes started by the suite, and the memory of workers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
+RELEASE_LEDGER = Path(sys.executable).parent / "release-ledger"
 START_TIMEOUT_SECONDS = 60
 
 
@@ -103,3 +104,23 @@ def _wait_until_up(server: Server, workers: int) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT_SECONDS} s")
+
+
+@contextmanager
+def projector(env: dict[str, str], log_dir: Path) -> Iterator[subprocess.Popen]:
+    """Run `release-ledger projections run` for every read model until the block ends."""
+    log_path = log_dir / "projector.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(RELEASE_LEDGER), "projections", "run"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

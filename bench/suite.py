@@ -166,7 +166,8 @@ class Bench:
         """Return the ledger of the tier's size on `backend`, loading it on first use."""
         key = (tier, backend)
         if key not in self.datasets:
-            self.datasets[key] = self._load(f"ledger_{tier}", self.scale.tiers[tier], backend)
+            self.datasets[key] = self._load(f"ledger_{tier}", self.scale.tiers[tier], backend,
+                                            long_history=tier == "large")
         return self.datasets[key]
 
     def write_dataset(self) -> Dataset:
@@ -177,7 +178,8 @@ class Bench:
             self.datasets[key].unprojected.clear()
         return self.datasets[key]
 
-    def _load(self, name: str, events: int, backend: str) -> Dataset:
+    def _load(self, name: str, events: int, backend: str, long_history: bool = False
+              ) -> Dataset:
         settings = self.scratch(backend, name)
         services = Services(settings, create_tables=True)
         try:
@@ -185,12 +187,16 @@ class Bench:
             directory = datasets.load_directory(services.ledger)
             releases = datasets.releases_for(events) if events else 0
             load_in_parallel(settings, directory, releases)
+            history = None
+            if long_history:
+                history = datasets.load_long_history(services.ledger, directory)
             total = services.ledger.recorder.max_notification_id() or 0
             if not events:
                 services.projector.catch_up()
         finally:
             services.close()
-        loaded = datasets.Loaded(directory, releases, total, time.perf_counter() - started)
+        loaded = datasets.Loaded(directory, releases, total, time.perf_counter() - started,
+                                 history)
         self.notes.append(
             f"{name} on {backend}: {total:,} events, {releases:,} releases,"
             f" loaded in {loaded.seconds:.1f} s ({total / loaded.seconds:,.0f} events/s)"
