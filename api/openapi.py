@@ -39,6 +39,11 @@ HEADERS: dict[str, Schema] = {
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}},
 }
 METHODS = ("GET", "POST", "PUT", "DELETE")
+# gunicorn answers this itself, before the app, with an HTML page.
+URI_TOO_LONG = {
+    "description": "The request line exceeds gunicorn's limit_request_line (8190 bytes).",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
 
 
 class OpenApiDocument:
@@ -120,11 +125,15 @@ def _operation(template: str, declared: Operation, scopes: list[str], operation_
         description = (description + " " if description else "") + (
             "Token scopes that allow it: " + ", ".join(scopes) + "."
         )
+    parameters = _parameters(template, declared)
+    responses = _responses(declared)
+    if parameters:
+        responses["414"] = URI_TOO_LONG
     result: dict[str, Any] = {
         "operationId": operation_id,
         "summary": declared.summary,
-        "parameters": _parameters(template, declared),
-        "responses": _responses(declared),
+        "parameters": parameters,
+        "responses": dict(sorted(responses.items())),
     }
     if description:
         result["description"] = description

@@ -144,6 +144,9 @@ class ReleaseCollection(Resource):
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             if project_slug is not None:
+                # A project in the path that the caller may not use is not found,
+                # like every other path the caller may not see.
+                self.project(queries, access, project_slug)
                 slugs = [project_slug, *slugs]
             project_ids = self._usable_project_ids(queries, access, slugs)
             changes = _changes(body, queries, access, for_create=True)
