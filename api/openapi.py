@@ -39,7 +39,7 @@ HEADERS: dict[str, Schema] = {
     "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}},
 }
 METHODS = ("GET", "POST", "PUT", "DELETE")
-# gunicorn answers this itself, before the app, with an HTML page.
+# gunicorn sends this response itself, before the app runs, as an HTML page.
 URI_TOO_LONG = {
     "description": "The request line exceeds gunicorn's limit_request_line (8190 bytes).",
     "content": {"text/html": {"schema": {"type": "string"}}},

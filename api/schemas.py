@@ -15,6 +15,7 @@ from typing import Any
 
 import falcon
 
+from api.config import DEFAULT_MAX_FILE_BYTES
 from domain import commits, issue, refs, repository
 from domain.application import check_slug
 from domain.errors import NotFoundError
@@ -254,7 +255,9 @@ FILE_UPDATE = RequestBody(body({
 }))
 FILE_UPLOAD = RequestBody(
     body({
-        "file": {"type": "string", "format": "binary", "maxLength": 2**31,
+        # NOTE: maxLength states the default limit; a server configured with
+        # another LEDGER_MAX_FILE_BYTES enforces that one instead.
+        "file": {"type": "string", "format": "binary", "maxLength": DEFAULT_MAX_FILE_BYTES,
                  "description": "The content; at most LEDGER_MAX_FILE_BYTES bytes."},
         "name": text(MAX_FILE_NAME_LENGTH, description="Default: the file part's file name."),
         "dist": text(64, pattern="^[A-Za-z0-9_.-]{0,64}$"),
@@ -333,7 +336,7 @@ DELIVERY_QUERY = query({
 })
 
 # Path parameters. A value that breaks its schema cannot name anything, so
-# it answers like an unknown one.
+# the response is the one for an unknown value.
 
 
 def _not_found(message: str) -> Callable[[], Exception]:

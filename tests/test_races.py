@@ -1,7 +1,7 @@
 """Concurrent pipelines on one release, against gunicorn on PostgreSQL.
 
-Each scenario starts its requests together behind a barrier. None may
-answer 500; every acknowledged write must appear in the release's history
+Each scenario starts its requests together behind a barrier. No response
+may be a 500; every acknowledged write must appear in the release's history
 under its request id at the position it reported; and the final state
 must be the one that history's order of events produces.
 """
@@ -68,7 +68,7 @@ class Client:
 
 
 def together(*calls: Callable[[], Answer]) -> list[Answer]:
-    """Run the calls in threads that start at the same moment; return their answers in order."""
+    """Run the calls in threads that start at the same moment; return their results in order."""
     barrier = threading.Barrier(len(calls))
     answers: list[Answer | None] = [None] * len(calls)
 
@@ -210,7 +210,7 @@ def test_concurrent_commit_sets_leave_one_whole_list(served):
     check_acknowledged(answers, events)
 
 
-def test_burst_of_every_kind_of_write_is_some_serial_order(served, world, services, tmp_path):
+def test_mixed_write_burst_is_serializable(served, world, services, tmp_path):
     create(served, "5.0", "web", "api")
     writes: list[Callable[[], Answer]] = []
     for index in range(3):
@@ -246,7 +246,7 @@ def test_burst_of_every_kind_of_write_is_some_serial_order(served, world, servic
     assert table_contents(services.database) == table_contents(rebuild(services, tmp_path))
 
 
-def test_lost_races_are_retried_then_answer_409(settings, services, world, client,
+def test_lost_races_retried_then_409(settings, services, world, client,
                                                 monkeypatch):
     client.simulate_post(R, json={"version": "6.0", "projects": ["web"]},
                          headers=world.headers())

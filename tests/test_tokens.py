@@ -6,9 +6,9 @@ import ast
 import json
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
