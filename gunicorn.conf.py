@@ -27,6 +27,8 @@ keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))
 # The app factory runs in each worker after the fork, so no connection is shared.
 preload_app = False
 control_socket_disable = True
+# The longest request line gunicorn allows; longer ones get its own 414 page.
+limit_request_line = 8190
 accesslog = None
 
 # gunicorn's own lines go through the service's handler: JSON lines, or

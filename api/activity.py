@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import falcon
 
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import READ_SCOPES
-from api.pagination import Cursor, parse_cursor, per_page, set_link_header
+from api.operations import Response, operation
+from api.pagination import Cursor, parse_cursor, parse_int64, per_page, set_link_header
 from api.resource import Resource
 from api.serializers import activity_body
 
@@ -13,15 +16,16 @@ from api.serializers import activity_body
 class ActivityFeed(Resource):
     scopes = {"GET": READ_SCOPES}
 
+    @operation("List activity, newest first",
+               {200: Response("One page of activity", bodies.page(bodies.ACTIVITY),
+                              headers=("Link",))},
+               query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         limit = per_page(req)
         cursor = parse_cursor(req)
         after = None
         if cursor is not None:
-            try:
-                after = (int(cursor.key), cursor.tiebreak)
-            except ValueError:
-                raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+            after = (parse_int64(cursor.key), cursor.tiebreak)
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             project_ids = None if access.project_ids is None else sorted(access.project_ids)

@@ -22,6 +22,8 @@ from api.issues import IssueCollection, IssueDetail, ResolvedIssues
 from api.logs import configure_logging
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import RequestIdMiddleware
+from api.openapi import OpenApiDocument
+from api.operations import operation
 from api.organizations import (
     Index,
     OrganizationCollection,
@@ -31,6 +33,7 @@ from api.organizations import (
 )
 from api.releases import ReleaseCollection, ReleaseDetail
 from api.repositories import RepositoryCollection, RepositoryDetail
+from api.response_schemas import HEALTH
 from api.services import Services
 
 ORG = "/api/0/organizations/{org}"
@@ -40,6 +43,7 @@ PROJECT = "/api/0/projects/{org}/{project}"
 class Health:
     """GET /healthz: the process is up."""
 
+    @operation("Tell whether the process is up", {200: HEALTH}, public=True, errors=())
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
 
@@ -90,6 +94,7 @@ def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route(f"{PROJECT}/issues/", IssueCollection(services))
     app.add_route(f"{PROJECT}/issues/{{short_id}}/", IssueDetail(services))
     add_file_routes(app, services)
+    app.add_route("/api/0/openapi.json", OpenApiDocument(app))
 
 
 def add_file_routes(app: falcon.App, services: Services) -> None:

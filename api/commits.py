@@ -6,10 +6,15 @@ import base64
 
 import falcon
 
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import RELEASE_SCOPES
-from api.pagination import Cursor, parse_cursor, per_page, set_link_header
+from api.operations import Response, operation
+from api.pagination import Cursor, parse_cursor, parse_int64, per_page, set_link_header
 from api.resource import Resource
 from api.serializers import commit_file_body, commit_row_body, release_bodies
+
+COMMITS = Response("One page of commits", bodies.page(bodies.COMMIT), headers=("Link",))
 
 
 class ReleaseCommits(Resource):
@@ -17,9 +22,11 @@ class ReleaseCommits(Resource):
 
     scopes = {"GET": RELEASE_SCOPES["GET"]}
 
+    @operation("List a release's commits", {200: COMMITS}, query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         self.list_commits(req, resp, org, version, None)
 
+    @operation("List the commits of a project's release", {200: COMMITS}, query=schemas.PAGE)
     def on_get_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
     ) -> None:
@@ -53,6 +60,10 @@ class ReleaseCommitFiles(Resource):
 
     scopes = {"GET": RELEASE_SCOPES["GET"]}
 
+    @operation("List the files a release's commits changed",
+               {200: Response("One page of changed files", bodies.page(bodies.COMMIT_FILE),
+                              headers=("Link",))},
+               query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         limit = per_page(req)
         cursor = parse_cursor(req)
@@ -80,6 +91,9 @@ class PreviousReleaseWithCommits(Resource):
 
     scopes = {"GET": RELEASE_SCOPES["GET"]}
 
+    @operation("Find the latest earlier release with commits",
+               {200: Response("The release, or {} for none",
+                              {"anyOf": [bodies.RELEASE, bodies.NO_RELEASE]})})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         with self.services.read() as queries:
             access = self.access(queries, req, org)
@@ -106,7 +120,4 @@ def _decode_path(value: str) -> str:
 
 
 def _position(key: str) -> int:
-    try:
-        return int(key)
-    except ValueError:
-        raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+    return parse_int64(key)

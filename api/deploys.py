@@ -7,37 +7,40 @@ from uuid import UUID
 
 import falcon
 
-from api import requests
+from api import requests, schemas
+from api import response_schemas as bodies
 from api.auth import RELEASE_SCOPES, OrganizationAccess, project_for_slug
+from api.operations import Response, operation
 from api.resource import Resource, set_position
 from api.serializers import deploy_body
 from api.services import Queries
 from domain.errors import InvalidFieldError
 from projections.database import Row
 
-MAX_ENVIRONMENT_LENGTH = 64
-MAX_DEPLOY_NAME_LENGTH = 64
-
 
 class DeployCollection(Resource):
     scopes = RELEASE_SCOPES
 
+    @operation("List a release's deploys", {200: bodies.listing(bodies.DEPLOY)})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             resp.media = [deploy_body(row) for row in queries.releases.deploys(release["id"])]
 
+    @operation("Record a deploy of a release",
+               {201: Response("Recorded", bodies.DEPLOY, headers=("X-Ledger-Position",))},
+               body=schemas.DEPLOY_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
+        body = req.context.body
         deploy = {
             "environment": _environment(body),
-            "name": requests.optional_string(body, "name", MAX_DEPLOY_NAME_LENGTH),
-            "url": requests.optional_string(body, "url", requests.MAX_URL_LENGTH),
+            "name": body.get("name"),
+            "url": body.get("url"),
             "date_started": requests.date(body, "dateStarted"),
             "date_finished": requests.date(body, "dateFinished") or datetime.now(UTC),
         }
-        slugs = requests.project_slugs(body, required=False)
+        slugs = body.get("projects") or []
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
@@ -76,11 +79,8 @@ def _deployed_project_ids(
 
 
 def _environment(body: dict) -> str:
-    environment = requests.required_string(body, "environment")
-    if not 1 <= len(environment) <= MAX_ENVIRONMENT_LENGTH:
-        raise InvalidFieldError(
-            "environment", f"Use 1 to {MAX_ENVIRONMENT_LENGTH} characters."
-        )
+    """Return the environment; the schema has checked its type and length."""
+    environment = body["environment"]
     if "/" in environment or environment.strip() != environment:
         raise InvalidFieldError(
             "environment", "An environment cannot contain '/' or start or end with whitespace."

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
 import falcon
 
-from api import requests
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import RELEASE_SCOPES
+from api.operations import Response, operation
 from api.pagination import (
     Cursor,
     parse_cursor,
@@ -29,13 +30,19 @@ from api.services import Queries, Services
 from api.uploads import Upload, check_dist, check_file_name, content_type, read_upload
 from domain.application import Outcome
 from domain.cause import Cause
-from domain.errors import InvalidFieldError, NotFoundError
+from domain.errors import NotFoundError
 from domain.release import Release
 from projections.database import Row
 
 logger = logging.getLogger("api.files")
 
 FILE_NOT_FOUND = "File not found."
+UPLOADED = Response("Uploaded", bodies.FILE, headers=("Location", "X-Ledger-Position"))
+UPLOAD_ERRORS = (400, 401, 403, 404, 409, 411, 413, 415, 503)
+FILE = Response("The file, or its content with download=1", bodies.FILE,
+                alternatives={"*/*": bodies.BINARY})
+DELETED = Response("Deleted", headers=("X-Ledger-Position",))
+CHANGED = Response("Changed", bodies.FILE, headers=("X-Ledger-Position",))
 
 
 class ReleaseFileCollection(Resource):
@@ -43,17 +50,29 @@ class ReleaseFileCollection(Resource):
 
     scopes = RELEASE_SCOPES
 
+    @operation("List a release's files in upload order",
+               {200: Response("One page of files", bodies.page(bodies.FILE),
+                              headers=("Link",))},
+               query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         self.list_files(req, resp, org, version, None)
 
+    @operation("Upload a release file", {201: UPLOADED}, body=schemas.FILE_UPLOAD,
+               reads_body=False, errors=UPLOAD_ERRORS)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         self.upload(req, resp, org, version, None)
 
+    @operation("List a release's files in upload order",
+               {200: Response("One page of files", bodies.page(bodies.FILE),
+                              headers=("Link",))},
+               query=schemas.PAGE)
     def on_get_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
     ) -> None:
         self.list_files(req, resp, org, version, project)
 
+    @operation("Upload a release file", {201: UPLOADED}, body=schemas.FILE_UPLOAD,
+               reads_body=False, errors=UPLOAD_ERRORS)
     def on_post_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
     ) -> None:
@@ -123,21 +142,27 @@ class ReleaseFileDetail(Resource):
 
     scopes = RELEASE_SCOPES
 
+    @operation("Read a release file or download its content", {200: FILE},
+               query=schemas.FILE_QUERY)
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, org: str, version: str, file_id: int
     ) -> None:
         self.show(req, resp, org, version, None, file_id)
 
+    @operation("Rename a release file", {200: CHANGED}, body=schemas.FILE_UPDATE)
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, org: str, version: str, file_id: int
     ) -> None:
         self.update(req, resp, org, version, None, file_id)
 
+    @operation("Delete a release file", {204: DELETED})
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, org: str, version: str, file_id: int
     ) -> None:
         self.delete(req, resp, org, version, None, file_id)
 
+    @operation("Read a project's release file or download its content", {200: FILE},
+               query=schemas.FILE_QUERY)
     def on_get_project(
         self,
         req: falcon.Request,
@@ -149,6 +174,7 @@ class ReleaseFileDetail(Resource):
     ) -> None:
         self.show(req, resp, org, version, project, file_id)
 
+    @operation("Rename a project's release file", {200: CHANGED}, body=schemas.FILE_UPDATE)
     def on_put_project(
         self,
         req: falcon.Request,
@@ -160,6 +186,7 @@ class ReleaseFileDetail(Resource):
     ) -> None:
         self.update(req, resp, org, version, project, file_id)
 
+    @operation("Delete a project's release file", {204: DELETED})
     def on_delete_project(
         self,
         req: falcon.Request,
@@ -182,7 +209,7 @@ class ReleaseFileDetail(Resource):
     ) -> None:
         with self.services.read() as queries:
             _, row = self._file(req, queries, org, version, project_slug, file_id)
-        if not req.get_param_as_bool("download", default=False):
+        if not req.context.query["download"]:
             resp.media = file_body(row)
             return
         try:
@@ -209,11 +236,11 @@ class ReleaseFileDetail(Resource):
         project_slug: str | None,
         file_id: int,
     ) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
+        body = req.context.body
         with self.services.read() as queries:
             release, row = self._file(req, queries, org, version, project_slug, file_id)
-        name = check_file_name(_text_field(body, "name")) if "name" in body else row["name"]
-        dist = check_dist(_text_field(body, "dist")) if "dist" in body else row["dist"]
+        name = check_file_name(body["name"]) if "name" in body else row["name"]
+        dist = check_dist(body["dist"]) if "dist" in body else row["dist"]
         outcome = self.services.ledger.update_release_file(
             UUID(release["org_id"]), version, UUID(row["id"]), name, dist, self.cause(req)
         )
@@ -316,9 +343,3 @@ def file_location(org_slug: str, version: str, public_id: int) -> str:
 def _headers(row: Row) -> dict[str, str]:
     return file_body(row)["headers"]
 
-
-def _text_field(body: dict[str, Any], field: str) -> str | None:
-    value = body.get(field)
-    if value is not None and not isinstance(value, str):
-        raise InvalidFieldError(field, "Expected a string.")
-    return value

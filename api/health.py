@@ -6,7 +6,9 @@ import logging
 
 import falcon
 
+from api import response_schemas as bodies
 from api.errors import RETRY_AFTER_SECONDS
+from api.operations import operation
 from api.services import Services
 from projections.database import UNAVAILABLE_ERRORS
 
@@ -23,6 +25,8 @@ class Readiness:
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    @operation("Tell whether reads are up to date", {200: bodies.READINESS}, public=True,
+               errors=(503,))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             lags = self.services.projector.lags()

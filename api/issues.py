@@ -7,8 +7,10 @@ from uuid import UUID
 
 import falcon
 
-from api import requests
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import READ_SCOPES
+from api.operations import Response, operation
 from api.pagination import (
     Cursor,
     parse_cursor,
@@ -20,7 +22,6 @@ from api.resource import Resource, set_position
 from api.serializers import issue_body
 from api.services import Queries
 from domain.errors import NotFoundError
-from domain.release import MAX_VERSION_LENGTH
 from projections.database import Row
 
 EVENT_READ_SCOPES = frozenset({"event:read", "event:write", "event:admin"})
@@ -40,6 +41,10 @@ class IssueCollection(Resource):
 
     scopes = ISSUE_SCOPES
 
+    @operation("List a project's issues",
+               {200: Response("One page of issues", bodies.page(bodies.ISSUE),
+                              headers=("Link",))},
+               query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, project: str) -> None:
         limit = per_page(req)
         cursor = parse_cursor(req)
@@ -54,11 +59,14 @@ class IssueCollection(Resource):
         set_link_header(req, resp, None, False, following, more)
         resp.media = [issue_body(row, project_row) for row in rows]
 
+    @operation("Report an issue",
+               {201: Response("Created", bodies.ISSUE, headers=("Location", "X-Ledger-Position"))},
+               body=schemas.ISSUE_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, project: str) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
-        short_id = requests.required_string(body, "shortId")
-        title = requests.required_string(body, "title")
-        first_release = requests.optional_string(body, "firstRelease", MAX_VERSION_LENGTH)
+        body = req.context.body
+        short_id = body["shortId"]
+        title = body["title"]
+        first_release = body.get("firstRelease")
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
@@ -79,6 +87,7 @@ class IssueDetail(Resource):
 
     scopes = ISSUE_SCOPES
 
+    @operation("Read an issue", {200: bodies.ISSUE})
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, short_id: str
     ) -> None:
@@ -88,11 +97,13 @@ class IssueDetail(Resource):
             row = _project_issue(queries, access.org_id, project_row, short_id)
             resp.media = issue_body(row, project_row)
 
+    @operation("Change an issue's status",
+               {200: Response("Changed", bodies.ISSUE, headers=("X-Ledger-Position",))},
+               body=schemas.ISSUE_UPDATE)
     def on_put(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, short_id: str
     ) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
-        status = requests.required_string(body, "status")
+        status = req.context.body["status"]
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
@@ -105,6 +116,7 @@ class IssueDetail(Resource):
             resp.media = issue_body(row, project_row)
         set_position(resp, outcome.position)
 
+    @operation("Delete an issue", {204: Response("Deleted", headers=("X-Ledger-Position",))})
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, short_id: str
     ) -> None:
@@ -124,6 +136,10 @@ class ResolvedIssues(Resource):
 
     scopes = RESOLVED_SCOPES
 
+    @operation("List the issues a release's commits resolved",
+               {200: Response("One page of issues", bodies.page(bodies.ISSUE),
+                              headers=("Link",))},
+               query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         limit = per_page(req)
         cursor = parse_cursor(req)

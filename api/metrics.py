@@ -29,6 +29,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api.operations import Response, operation
+from api.response_schemas import METRICS_TEXT
 from domain.application import ReleaseLedger
 from projections.database import UNAVAILABLE_ERRORS
 from projections.postgres import PostgresDatabase
@@ -176,6 +178,9 @@ class Metrics:
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    @operation("Prometheus metrics", {200: Response(
+        "Samples", METRICS_TEXT, media_type="text/plain; version=0.0.4; charset=utf-8")},
+        public=True, errors=())
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         record_pool_usage(self.services)
         if self.services.settings.metrics_dir:

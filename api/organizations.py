@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import falcon
 
-from api import requests
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import READ_SCOPES, OrganizationAccess, authenticate
+from api.operations import Response, operation
 from api.resource import Resource, set_position
 from api.serializers import project_body, user_body
 from domain.errors import NotFoundError, PermissionDeniedError
 
 DIRECTORY_WRITE_SCOPES = frozenset({"org:write", "org:admin", "team:write", "team:admin",
                                     "project:write", "project:admin"})
-MAX_NAME_LENGTH = 100
+CREATED_ORGANIZATION = Response("Created", bodies.ORGANIZATION,
+                                headers=("X-Ledger-Position",))
 
 
 class Index(Resource):
     """GET /api/0/: who the token belongs to and what it may do."""
 
+    @operation("Describe the token's user and scopes", {200: bodies.INDEX}, public=True,
+               errors=(401, 503),
+               description="Without a token, user and auth are null; an invalid token is 401.")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.services.read() as queries:
             caller = authenticate(queries.directory, req.get_header("Authorization"))
@@ -36,16 +42,18 @@ class OrganizationCollection(Resource):
 
     scopes = {"POST": DIRECTORY_WRITE_SCOPES}
 
+    @operation("Create an organization (superusers only)", {201: CREATED_ORGANIZATION},
+               body=schemas.ORGANIZATION_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
-        slug = requests.required_string(body, "slug")
-        name = requests.optional_string(body, "name", MAX_NAME_LENGTH)
+        body = req.context.body
+        slug = body["slug"]
+        name = body.get("name")
         with self.services.read() as queries:
             caller = self.caller(queries, req)
         if not caller.is_superuser:
             raise PermissionDeniedError("Only superusers may create organizations.")
         outcome = self.services.ledger.create_organization(
-            slug, name, bool(body.get("openMembership", False)), self.cause(req)
+            slug, name, bool(body.get("openMembership")), self.cause(req)
         )
         with self.services.read() as queries:
             organization = queries.directory.organization(slug)
@@ -59,10 +67,13 @@ class TeamCollection(Resource):
 
     scopes = {"POST": DIRECTORY_WRITE_SCOPES}
 
+    @operation("Create a team", {201: Response("Created", bodies.TEAM,
+                                               headers=("X-Ledger-Position",))},
+               body=schemas.TEAM_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
-        slug = requests.required_string(body, "slug")
-        name = requests.optional_string(body, "name", MAX_NAME_LENGTH)
+        body = req.context.body
+        slug = body["slug"]
+        name = body.get("name")
         with self.services.read() as queries:
             check_admin(self.access(queries, req, org))
         outcome = self.services.ledger.create_team(org, slug, name, self.cause(req))
@@ -80,10 +91,13 @@ class TeamProjectCollection(Resource):
 
     scopes = {"POST": DIRECTORY_WRITE_SCOPES}
 
+    @operation("Create a project owned by a team",
+               {201: Response("Created", bodies.PROJECT, headers=("X-Ledger-Position",))},
+               body=schemas.PROJECT_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, team: str) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
-        name = requests.optional_string(body, "name", MAX_NAME_LENGTH)
-        slug = requests.optional_string(body, "slug", 50) or (name or "").lower().replace(" ", "-")
+        body = req.context.body
+        name = body.get("name")
+        slug = body.get("slug") or (name or "").lower().replace(" ", "-")
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             check_admin(access)
@@ -100,6 +114,7 @@ class OrganizationProjects(Resource):
 
     scopes = {"GET": READ_SCOPES | {"org:read"}}
 
+    @operation("List the projects you may use", {200: bodies.listing(bodies.PROJECT)})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         with self.services.read() as queries:
             access = self.access(queries, req, org)

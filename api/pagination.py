@@ -15,8 +15,8 @@ from urllib.parse import quote, urlencode
 
 import falcon
 
-DEFAULT_PER_PAGE = 100
-MAX_PER_PAGE = 100
+MIN_INT64 = -(2**63)
+MAX_INT64 = 2**63 - 1
 
 Item = TypeVar("Item")
 
@@ -32,7 +32,7 @@ class Cursor:
 
 
 def parse_cursor(req: falcon.Request) -> Cursor | None:
-    value = req.get_param("cursor")
+    value = req.context.query.get("cursor")
     if not value:
         return None
     key, sep, rest = value.partition(":")
@@ -43,10 +43,18 @@ def parse_cursor(req: falcon.Request) -> Cursor | None:
 
 
 def parse_integer_key(cursor: Cursor) -> tuple[int, int]:
+    return parse_int64(cursor.key), parse_int64(cursor.tiebreak)
+
+
+def parse_int64(text: str) -> int:
+    """Return a cursor part as an integer that both databases can compare with."""
     try:
-        return int(cursor.key), int(cursor.tiebreak)
+        number = int(text) if text.isascii() else None
     except ValueError:
-        raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+        number = None
+    if number is None or not MIN_INT64 <= number <= MAX_INT64:
+        raise falcon.HTTPBadRequest(description="Invalid cursor.")
+    return number
 
 
 def parse_position_cursor(req: falcon.Request) -> tuple[Cursor | None, int | None, int | None]:
@@ -54,10 +62,7 @@ def parse_position_cursor(req: falcon.Request) -> tuple[Cursor | None, int | Non
     cursor = parse_cursor(req)
     if cursor is None:
         return None, None, None
-    try:
-        position = int(cursor.key)
-    except ValueError:
-        raise falcon.HTTPBadRequest(description="Invalid cursor.") from None
+    position = parse_int64(cursor.key)
     return (cursor, None, position) if cursor.backward else (cursor, position, None)
 
 
@@ -91,18 +96,8 @@ def link_page(
 
 
 def per_page(req: falcon.Request) -> int:
-    value = req.get_param("per_page")
-    if value is None:
-        return DEFAULT_PER_PAGE
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_PER_PAGE:
-        raise falcon.HTTPBadRequest(
-            description=f"per_page must be an integer from 1 to {MAX_PER_PAGE}."
-        )
-    return number
+    """Return the page size, which the operation's query schema has checked."""
+    return req.context.query["per_page"]
 
 
 def set_link_header(

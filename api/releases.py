@@ -10,9 +10,11 @@ from uuid import UUID
 
 import falcon
 
-from api import requests
+from api import requests, schemas
+from api import response_schemas as bodies
 from api.auth import RELEASE_SCOPES, OrganizationAccess, project_for_slug
 from api.files import release_file_sha1s, remove_unused_blobs
+from api.operations import Response, operation
 from api.pagination import (
     Cursor,
     parse_cursor,
@@ -25,11 +27,18 @@ from api.resource import Resource, release_location
 from api.serializers import release_bodies
 from api.services import Queries
 from domain.application import ReleaseChanges
+from domain.commits import check_commits
 from domain.dates import parse_datetime
 from domain.errors import InvalidFieldError
 from projections.database import Row
 
-MAX_QUERY_LENGTH = 200
+LIST = Response("One page of releases, newest first", bodies.page(bodies.RELEASE),
+                headers=("Link",))
+CREATED = Response("Created, or a project was added", bodies.RELEASE,
+                   headers=("Location", "X-Ledger-Position"))
+EXISTING = Response("The release exists and has every project named",
+                    bodies.RELEASE, headers=("X-Ledger-Position",))
+RELEASE = Response("The release", bodies.RELEASE, headers=("X-Ledger-Position",))
 
 
 class ReleaseCollection(Resource):
@@ -37,17 +46,25 @@ class ReleaseCollection(Resource):
 
     scopes = RELEASE_SCOPES
 
+    @operation("List an organization's releases", {200: LIST},
+               query=schemas.RELEASE_LIST_QUERY)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         self.list_releases(req, resp, org, None)
 
+    @operation("Create a release, or add projects to it", {201: CREATED, 208: EXISTING},
+               body=schemas.RELEASE_CREATE, large_body=True)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         self.create_release(req, resp, org, None)
 
+    @operation("List a project's releases", {200: LIST}, query=schemas.RELEASE_LIST_QUERY)
     def on_get_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str
     ) -> None:
         self.list_releases(req, resp, org, project)
 
+    @operation("Create a release of a project, or add projects to it",
+               {201: CREATED, 208: EXISTING}, body=schemas.PROJECT_RELEASE_CREATE,
+               large_body=True)
     def on_post_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str
     ) -> None:
@@ -56,12 +73,8 @@ class ReleaseCollection(Resource):
     def list_releases(
         self, req: falcon.Request, resp: falcon.Response, org: str, project_slug: str | None
     ) -> None:
-        status = req.get_param("status", default="open")
-        if status not in ("open", "archived"):
-            raise InvalidFieldError("status", "Use 'open' or 'archived'.")
-        prefix = req.get_param("query", default="")
-        if len(prefix) > MAX_QUERY_LENGTH:
-            raise InvalidFieldError("query", f"At most {MAX_QUERY_LENGTH} characters.")
+        status = req.context.query["status"]
+        prefix = req.context.query.get("query", "")
         limit = per_page(req)
         cursor = parse_cursor(req)
         at = instant(req)
@@ -111,15 +124,12 @@ class ReleaseCollection(Resource):
         """Return the project ids to list, or None for every project of the organization."""
         if project_slug is not None:
             return [self.project(queries, access, project_slug)["id"]]
-        requested = req.get_param_as_list("project") or []
+        requested = req.context.query.get("project") or []
         if not requested:
             return None if access.project_ids is None else sorted(access.project_ids)
         project_ids = []
         for public_id in requested:
-            try:
-                project = queries.directory.project_by_public_id(access.org_id, int(public_id))
-            except ValueError:
-                raise InvalidFieldError("project", f"Invalid project id {public_id!r}.") from None
+            project = queries.directory.project_by_public_id(access.org_id, int(public_id))
             if project is not None and access.may_use(project["id"]):
                 project_ids.append(project["id"])
         return project_ids
@@ -127,13 +137,16 @@ class ReleaseCollection(Resource):
     def create_release(
         self, req: falcon.Request, resp: falcon.Response, org: str, project_slug: str | None
     ) -> None:
-        body = requests.read_json(req, self.services.settings.max_release_body_bytes)
-        version = requests.required_string(body, "version")
-        status = requests.status(body)
-        slugs = requests.project_slugs(body, required=project_slug is None)
+        body = req.context.body
+        version = body["version"]
+        status = body.get("status")
+        slugs = body.get("projects") or []
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             if project_slug is not None:
+                # A project in the path that the caller may not use is not found,
+                # like every other path the caller may not see.
+                self.project(queries, access, project_slug)
                 slugs = [project_slug, *slugs]
             project_ids = self._usable_project_ids(queries, access, slugs)
             changes = _changes(body, queries, access, for_create=True)
@@ -171,27 +184,36 @@ class ReleaseDetail(Resource):
 
     scopes = RELEASE_SCOPES
 
+    @operation("Read a release", {200: RELEASE}, query=schemas.RELEASE_QUERY)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         self.show(req, resp, org, version, None)
 
+    @operation("Change a release", {200: RELEASE}, body=schemas.RELEASE_UPDATE,
+               large_body=True)
     def on_put(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         self.update(req, resp, org, version, None)
 
+    @operation("Delete a release", {204: Response("Deleted", headers=("X-Ledger-Position",))})
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, org: str, version: str
     ) -> None:
         self.delete(req, resp, org, version, None)
 
+    @operation("Read a release of a project", {200: RELEASE}, query=schemas.RELEASE_QUERY)
     def on_get_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
     ) -> None:
         self.show(req, resp, org, version, project)
 
+    @operation("Change a release of a project", {200: RELEASE}, body=schemas.RELEASE_UPDATE,
+               large_body=True)
     def on_put_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
     ) -> None:
         self.update(req, resp, org, version, project)
 
+    @operation("Delete a release of a project",
+               {204: Response("Deleted", headers=("X-Ledger-Position",))})
     def on_delete_project(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, version: str
     ) -> None:
@@ -219,8 +241,8 @@ class ReleaseDetail(Resource):
         version: str,
         project_slug: str | None,
     ) -> None:
-        body = requests.read_json(req, self.services.settings.max_release_body_bytes)
-        slugs = requests.project_slugs(body, required=False)
+        body = req.context.body
+        slugs = body.get("projects") or []
         with self.services.read() as queries:
             self._release(req, queries, org, version, project_slug)
             access = self.access(queries, req, org)
@@ -268,7 +290,7 @@ class ReleaseDetail(Resource):
 
 def instant(req: falcon.Request) -> datetime | None:
     """Return the `at` parameter, the instant to read the state at, or None for the present."""
-    value = req.get_param("at")
+    value = req.context.query.get("at")
     return None if value is None else parse_datetime("at", value)
 
 
@@ -282,9 +304,9 @@ def _changes(
     """
     changes = ReleaseChanges()
     if "ref" in body:
-        changes.ref = requests.optional_string(body, "ref", requests.MAX_REF_LENGTH)
+        changes.ref = body["ref"]
     if "url" in body:
-        changes.url = requests.optional_string(body, "url", requests.MAX_URL_LENGTH)
+        changes.url = body["url"]
     if "owner" in body:
         changes.owner_id = _owner_id(body, queries, access)
     if "dateStarted" in body:
@@ -292,16 +314,15 @@ def _changes(
     if body.get("dateReleased") is not None:
         changes.date_released = requests.date(body, "dateReleased")
     if body.get("status") is not None:
-        changes.status = requests.status(body)
-    commits = requests.commits(body)
-    if commits is not None:
-        changes.commits = commits
+        changes.status = body["status"]
+    if body.get("commits") is not None:
+        changes.commits = check_commits(body["commits"])
     return changes
 
 
 def _owner_id(body: dict[str, Any], queries: Queries, access: OrganizationAccess) -> Any:
     """Return the id of the member whose email `owner` holds, or None for a null owner."""
-    email = requests.optional_string(body, "owner", 254)
+    email = body["owner"]
     if email is None:
         return None
     user = queries.directory.user_by_email(email)

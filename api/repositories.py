@@ -7,8 +7,10 @@ from uuid import UUID
 
 import falcon
 
-from api import requests
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import READ_SCOPES
+from api.operations import Response, operation
 from api.organizations import DIRECTORY_WRITE_SCOPES, check_admin
 from api.pagination import Cursor, parse_cursor, per_page, set_link_header
 from api.resource import Resource, set_position
@@ -27,6 +29,10 @@ class RepositoryCollection(Resource):
 
     scopes = {"GET": LIST_SCOPES, "POST": DIRECTORY_WRITE_SCOPES}
 
+    @operation("List repositories", {200: Response("One page of repositories",
+                                                   bodies.page(bodies.REPOSITORY),
+                                                   headers=("Link",))},
+               query=schemas.PAGE)
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         limit = per_page(req)
         cursor = parse_cursor(req)
@@ -40,9 +46,15 @@ class RepositoryCollection(Resource):
         set_link_header(req, resp, None, False, following, more)
         resp.media = [repository_body(row) for row in rows]
 
+    @operation("Register a repository, or change its URL and provider",
+               {200: Response("Changed or unchanged", bodies.REPOSITORY,
+                              headers=("X-Ledger-Position",)),
+                201: Response("Registered", bodies.REPOSITORY,
+                              headers=("Location", "X-Ledger-Position"))},
+               body=schemas.REPOSITORY_CREATE)
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        body = requests.read_json(req, self.services.settings.max_body_bytes)
-        name = requests.required_string(body, "name")
+        body = req.context.body
+        name = body["name"]
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             check_admin(access)
@@ -67,13 +79,14 @@ class RepositoryDetail(Resource):
 
     scopes = {"GET": LIST_SCOPES}
 
+    @operation("Read a repository", {200: bodies.REPOSITORY})
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, org: str, repo_id: str
     ) -> None:
         with self.services.read() as queries:
             access = self.access(queries, req, org)
             row = None
-            if repo_id.isdigit():
+            if repo_id.isascii() and repo_id.isdigit():
                 row = queries.commits.repository_by_public_id(access.org_id, int(repo_id))
         if row is None:
             raise NotFoundError("Repository not found.")

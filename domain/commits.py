@@ -17,6 +17,7 @@ MAX_REPOSITORY_LENGTH = 200
 MAX_MESSAGE_LENGTH = 65_536
 MAX_PATH_LENGTH = 1024
 MAX_COMMITS = 100_000
+MAX_PATCH_SET = 100_000
 PATCH_TYPES = ("A", "M", "D")
 DEFAULT_REPOSITORY = "default"
 _EMAIL_SAFE = re.compile(r"[^a-zA-Z0-9\-_.]")
@@ -117,6 +118,10 @@ def _patch_set(index: int, value: Any) -> list[dict[str, str]]:
         return []
     if not isinstance(value, list):
         raise InvalidFieldError("commits", f"commits[{index}].patch_set: expected a list.")
+    if len(value) > MAX_PATCH_SET:
+        raise InvalidFieldError(
+            "commits", f"commits[{index}].patch_set: at most {MAX_PATCH_SET} files per commit."
+        )
     files = []
     for position, change in enumerate(value):
         where = f"commits[{index}].patch_set[{position}]"

@@ -27,7 +27,12 @@ def parse_datetime(field: str, value: Any) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidFieldError(
+            field, f"Invalid datetime {value[:64]!r}: in UTC it is outside years 1 to 9999."
+        ) from None
 
 
 def _truncate_fraction(text: str) -> str:

@@ -123,26 +123,21 @@ def test_writes_during_rebuild_reach_rebuilt_model(services, world):
     services.projector.catch_up()
     org = org_id(services)
     [web] = project_ids(services, "web")
-    stop = threading.Event()
-    written = []
+    written: list[str] = []
+    written_by_batch: list[int] = []
 
-    def write_until_stopped():
-        while not stop.is_set() and len(written) < 30:
+    def write_between_batches(progress) -> None:
+        # Writing from the report, between two committed batches, puts the
+        # writes inside the rebuild however fast or slow the machine is.
+        written_by_batch.append(len(written))
+        if len(written) < 10 and not progress.done:
             version = f"concurrent-{len(written)}"
             services.ledger.create_release(org, version, ReleaseChanges(project_ids=[web]),
                                            CAUSE)
             services.projector.catch_up()
             written.append(version)
 
-    written_by_batch = []
-    writer = threading.Thread(target=write_until_stopped)
-    writer.start()
-    try:
-        rebuild(services, "releases_v1", batch_size=5, pause=None,
-                report=lambda progress: written_by_batch.append(len(written)))
-    finally:
-        stop.set()
-        writer.join()
+    rebuild(services, "releases_v1", batch_size=5, pause=None, report=write_between_batches)
     services.projector.catch_up()
     kept_live = table_contents(services, ReleasesProjection())
     rebuild(services, "releases_v1")

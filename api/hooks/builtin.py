@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import falcon
 
-from api import requests
+from api import requests, schemas
 from api.hooks.plugin import HookPlugin, ReleaseActions
+from domain.commits import check_commits
 
 
 class BuiltinPlugin(HookPlugin):
@@ -15,17 +16,14 @@ class BuiltinPlugin(HookPlugin):
         self.max_body_bytes = max_body_bytes
 
     def handle(self, req: falcon.Request, actions: ReleaseActions) -> str:
-        body = requests.read_json(req, self.max_body_bytes)
-        version = requests.required_string(body, "version")
-        commits = requests.commits(body)
+        body = requests.validate(requests.read_json(req, self.max_body_bytes),
+                                 schemas.BUILTIN_HOOK)
+        version = body["version"]
+        commits = None if body.get("commits") is None else check_commits(body["commits"])
         date_started = requests.date(body, "dateStarted")
         date_released = requests.date(body, "dateReleased")
-        actions.start(
-            version,
-            ref=requests.optional_string(body, "ref", requests.MAX_REF_LENGTH),
-            url=requests.optional_string(body, "url", requests.MAX_URL_LENGTH),
-            date_started=date_started,
-        )
+        actions.start(version, ref=body.get("ref"), url=body.get("url"),
+                      date_started=date_started)
         if commits is not None:
             actions.set_commits(version, commits)
         actions.finish(version, date_released)

@@ -6,9 +6,8 @@ from urllib.parse import parse_qs
 
 import falcon
 
-from api import requests
+from api import requests, schemas
 from api.hooks.plugin import HookPlugin, ReleaseActions
-from domain.commits import MAX_COMMIT_ID_LENGTH
 from domain.errors import InvalidFieldError
 
 MAX_FORM_BYTES = 64 * 1024
@@ -28,18 +27,18 @@ class HerokuPlugin(HookPlugin):
 
     def handle(self, req: falcon.Request, actions: ReleaseActions) -> str:
         form = _read_form(req)
-        version = _field(form, "head_long", required=True)
-        if len(version) > MAX_COMMIT_ID_LENGTH:
-            raise InvalidFieldError("head_long", f"Use at most {MAX_COMMIT_ID_LENGTH} characters.")
-        previous = _field(form, "prev_head") or None
-        if previous is not None and len(previous) > MAX_COMMIT_ID_LENGTH:
-            raise InvalidFieldError("prev_head", f"Use at most {MAX_COMMIT_ID_LENGTH} characters.")
+        fields = {name: values[0] for name, values in form.items()
+                  if name in schemas.HEROKU_HOOK.schema["properties"]}
+        requests.validate(fields, schemas.HEROKU_HOOK)
+        version = fields["head_long"]
+        previous = fields.get("prev_head") or None
         actions.start(
             version,
-            url=_field(form, "url") or None,
-            owner_email=_field(form, "user") or None,
+            url=fields.get("url") or None,
+            owner_email=fields.get("user") or None,
         )
-        actions.set_ref(version, _field(form, "app") or DEFAULT_REPOSITORY, version, previous)
+        repository_name = fields.get("app") or DEFAULT_REPOSITORY
+        actions.set_ref(version, repository_name, version, previous)
         actions.finish(version)
         return version
 
@@ -58,12 +57,3 @@ def _read_form(req: falcon.Request) -> dict[str, list[str]]:
     except UnicodeDecodeError:
         raise InvalidFieldError("form", "The form is not valid UTF-8.") from None
 
-
-def _field(form: dict[str, list[str]], name: str, *, required: bool = False) -> str:
-    values = form.get(name) or [""]
-    value = values[0]
-    if required and not value:
-        raise InvalidFieldError(name, "This field is required.")
-    if len(value) > requests.MAX_URL_LENGTH:
-        raise InvalidFieldError(name, f"Use at most {requests.MAX_URL_LENGTH} characters.")
-    return value

@@ -9,10 +9,13 @@ from uuid import UUID
 
 import falcon
 
+from api import response_schemas as bodies
+from api import schemas
 from api.auth import WRITE_SCOPES
 from api.hooks.builtin import BuiltinPlugin
 from api.hooks.heroku import HerokuPlugin
 from api.hooks.plugin import HookPlugin, ReleaseActions
+from api.operations import Response, operation
 from api.resource import Resource, set_position
 from api.services import Services
 from domain.cause import Cause
@@ -21,7 +24,8 @@ from domain.errors import PermissionDeniedError
 logger = logging.getLogger("api.hooks")
 
 HOOK_TOKEN_SCOPES = frozenset({"project:admin", "project:releases"})
-INVALID_HOOK = "Invalid release hook URL."
+INVALID_HOOK = schemas.INVALID_HOOK
+HOOK_TOKEN = Response("The secret and the builtin hook's URL", bodies.HOOK_TOKEN)
 
 
 def sign(hook_token: str, plugin: str, project_public_id: str) -> str:
@@ -49,6 +53,15 @@ class ReleaseHook(Resource):
         super().__init__(services)
         self.plugins = hook_plugins(services)
 
+    @operation(
+        "Start and finish a release from a deploy platform",
+        {200: Response("The release", bodies.RELEASE, headers=("X-Ledger-Position",))},
+        body=(schemas.BUILTIN_HOOK, schemas.HEROKU_HOOK), reads_body=False, public=True,
+        errors=(400, 403, 409, 413, 415, 503),
+        description="The builtin plugin takes JSON, the heroku plugin Heroku's form post."
+        " No token is needed: the URL's signature is the HMAC-SHA256 of"
+        " '<plugin>-<project id>' under the project's hook secret.",
+    )
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, plugin: str, project_id: str,
         signature: str,
@@ -68,7 +81,7 @@ class ReleaseHook(Resource):
     def _project(self, plugin: str, project_id: str, signature: str) -> dict:
         with self.services.read() as queries:
             project = None
-            if project_id.isdigit() and len(project_id) < 19:
+            if project_id.isascii() and project_id.isdigit() and len(project_id) < 19:
                 project = queries.directory.project_by_public_id_any(int(project_id))
         hook_token = None
         if project is not None:
@@ -85,11 +98,13 @@ class ProjectHookToken(Resource):
 
     scopes = {"GET": WRITE_SCOPES | HOOK_TOKEN_SCOPES, "POST": WRITE_SCOPES | HOOK_TOKEN_SCOPES}
 
+    @operation("Show a project's hook secret", {200: HOOK_TOKEN})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, project: str) -> None:
         row = self._project(req, org, project)
         token = self.services.ledger.hook_token(UUID(row["id"]), self.cause(req))
         resp.media = self._body(token, row)
 
+    @operation("Replace a project's hook secret", {200: HOOK_TOKEN})
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str, project: str) -> None:
         row = self._project(req, org, project)
         outcome = self.services.ledger.rotate_hook_token(UUID(row["id"]), self.cause(req))
