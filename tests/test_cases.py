@@ -45,7 +45,7 @@ def test_c01_version_with_slash_is_rejected(client, world, services, version):
     assert ledger_head(services) == head
 
 
-def test_c02_version_with_hash_and_colon_is_read_by_its_encoded_path(client, world):
+def test_c02_encoded_hash_and_colon_path(client, world):
     version = "prod-2019-06-11#18:08:48"
 
     created = client.simulate_post(R, json={"version": version, "projects": ["web"]},
@@ -170,7 +170,8 @@ def test_c06_existing_release_answers_208_without_applying_date(client, world):
     assert again.status_code == 208
     assert again.json["version"] == "77a308e8"
     assert again.json["dateReleased"] is None
-    assert "projects" in again.json and "dateCreated" in again.json
+    assert "projects" in again.json
+    assert "dateCreated" in again.json
     assert with_new_project.status_code == 201
     assert [p["slug"] for p in with_new_project.json["projects"]] == ["api", "web"]
 
@@ -298,7 +299,7 @@ def test_c14_project_of_another_organization_is_rejected(client, world, services
     assert response.json == {"projects": ["Invalid project slugs"]}
 
 
-def test_c16_client_reads_its_own_writes_on_any_worker(settings, services, world: World):
+def test_c16_reads_own_writes_any_worker(settings, services, world: World):
     with gunicorn(settings, workers=2) as server:
         def call(method: str, path: str, body: dict | None = None) -> tuple[int, object]:
             request = urllib.request.Request(
