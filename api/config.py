@@ -170,7 +170,9 @@ class Settings:
             # The wait for the append lock, also in whole seconds.
             POSTGRES_LOCK_TIMEOUT=str(max(math.ceil(self.db_statement_timeout), 1)),
             POSTGRES_APPLICATION_NAME=postgres.application_name,
-            POSTGRES_PRE_PING="y",
+            # No ping before each use: it costs a round trip per call, and
+            # the recorder retries a call whose connection turns out broken.
+            POSTGRES_PRE_PING="n",
         )
         return env
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eventsourcing.application import Application
+from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification
 from eventsourcing.persistence import OperationalError as LedgerOperationalError
 
@@ -104,6 +105,28 @@ class Projector:
         """Return the position of the last event recorded in the ledger."""
         return self.ledger.recorder.max_notification_id() or 0
 
+    def check_current(self, cursor: Cursor) -> tuple[int, bool]:
+        """Return the ledger head and whether every read model has reached it.
+
+        One statement inside the caller's transaction: when it finds every
+        model current, the caller's queries see a state that includes each
+        event recorded before the transaction began. Read models and
+        ledger share one database on both backends.
+        """
+        column = "notification_id" if self.database.dialect == "postgresql" else "rowid"
+        table = self.ledger.recorder.events_table_name
+        names = [projection.name for projection in self.projections]
+        marks = ", ".join(["%s"] * len(names))
+        row = cursor.execute(
+            f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
+            " SELECT ledger.head AS head, (SELECT COUNT(*) FROM"
+            f" {POSITIONS_TABLE} WHERE name IN ({marks}) AND position >= ledger.head)"
+            " AS current FROM ledger",
+            names,
+        ).fetchone()
+        assert row is not None
+        return row["head"], row["current"] == len(names)
+
     def positions(self) -> dict[str, int]:
         with self.database.transaction() as cursor:
             rows = cursor.execute(f"SELECT name, position FROM {POSITIONS_TABLE}").fetchall()
@@ -114,40 +137,94 @@ class Projector:
         positions = self.positions()
         return [Lag(p.name, positions.get(p.name, 0), head) for p in self.projections]
 
-    def catch_up(self, target: int | None = None, deadline: float | None = None) -> int:
+    def catch_up(
+        self,
+        target: int | None = None,
+        deadline: float | None = None,
+        projections: Sequence[Projection] | None = None,
+        before_batch: Callable[[], None] | None = None,
+    ) -> int:
         """Apply events until every read model has reached `target`, default the head.
+
+        The read models that are behind share each batch: one transaction
+        reads the events once, decodes each once, applies it to every
+        model that has not seen it and moves their positions. Should a
+        model fail there, the batch is retried one model at a time, so
+        the others go on and the failure is recorded against the model at
+        fault. `projections` limits the call to some read models;
+        `before_batch` runs before each batch and may raise to stop.
 
         With `deadline` (a `time.monotonic()` value), raises
         CatchUpTimeoutError instead of waiting for a lock or starting a
         batch after it. A batch already started still commits, so a call
         can end up to one batch past the deadline.
-        Returns the number of events applied by this call.
+        Returns the number of events applied by this call, added up over
+        the read models.
         """
         target = self.head() if target is None else target
+        chosen = self.projections if projections is None else list(projections)
         positions = self.positions()
-        applied = 0
-        for projection in self.projections:
-            position = positions.get(projection.name, 0)
-            applied_here = 0
-            while position < target:
-                lock_timeout = None
-                if deadline is not None:
-                    lock_timeout = deadline - time.monotonic()
-                    if lock_timeout <= 0:
-                        raise CatchUpTimeoutError(projection.name, position, target)
-                try:
-                    count, position = self.apply_batch(projection, target, lock_timeout)
-                except LockTimeoutError:
-                    raise CatchUpTimeoutError(projection.name, position, target) from None
-                except Exception as error:
-                    if not is_unavailable(self.database, error):
-                        record_failure(self.database, projection.name, error)
+        behind = [p for p in chosen if positions.get(p.name, 0) < target]
+        applied: dict[str, int] = dict.fromkeys((p.name for p in behind), 0)
+        failures: list[Exception] = []
+        while behind:
+            if before_batch is not None:
+                before_batch()
+            lock_timeout = _remaining(deadline)
+            if lock_timeout is not None and lock_timeout <= 0:
+                raise self._timeout(behind, positions, target)
+            try:
+                counts = self.apply_shared_batch(behind, target, lock_timeout)
+            except LockTimeoutError:
+                raise self._timeout(behind, positions, target) from None
+            except Exception as error:
+                if is_unavailable(self.database, error) or len(behind) == 1:
+                    if len(behind) == 1 and not is_unavailable(self.database, error):
+                        record_failure(self.database, behind[0].name, error)
                     raise
-                applied_here += count
-            if applied_here >= ANALYZE_AFTER_EVENTS:
+                try:
+                    counts, failed = self._apply_one_by_one(behind, target, lock_timeout)
+                except LockTimeoutError:
+                    raise self._timeout(behind, positions, target) from None
+                failures.extend(failed.values())
+                behind = [p for p in behind if p.name not in failed]
+            for name, (count, position) in counts.items():
+                applied[name] += count
+                positions[name] = position
+            behind = [p for p in behind if positions[p.name] < target]
+        for projection in chosen:
+            if applied.get(projection.name, 0) >= ANALYZE_AFTER_EVENTS:
                 self._analyze(projection)
-            applied += applied_here
-        return applied
+        if failures:
+            raise failures[0]
+        return sum(applied.values())
+
+    def _apply_one_by_one(
+        self, projections: Sequence[Projection], target: int, lock_timeout: float | None
+    ) -> tuple[dict[str, tuple[int, int]], dict[str, Exception]]:
+        """Apply the next batch to each read model in a transaction of its own.
+
+        Returns the counts and positions of the models that succeeded, and
+        the error of each model that failed, which is also recorded.
+        """
+        counts: dict[str, tuple[int, int]] = {}
+        failed: dict[str, Exception] = {}
+        for projection in projections:
+            try:
+                counts[projection.name] = self.apply_batch(projection, target, lock_timeout)
+            except Exception as error:
+                if isinstance(error, LockTimeoutError) or is_unavailable(self.database, error):
+                    raise
+                record_failure(self.database, projection.name, error)
+                failed[projection.name] = error
+        return counts, failed
+
+    @staticmethod
+    def _timeout(
+        behind: Sequence[Projection], positions: dict[str, int], target: int
+    ) -> CatchUpTimeoutError:
+        lagging = min(behind, key=lambda projection: positions.get(projection.name, 0))
+        return CatchUpTimeoutError(lagging.name, positions.get(lagging.name, 0), target)
 
     def _analyze(self, projection: Projection) -> None:
         with self.database.transaction(write=True) as cursor:
@@ -161,25 +238,51 @@ class Projector:
 
         Returns the number of events applied and the read model's new position.
         """
+        return self.apply_shared_batch([projection], target, lock_timeout)[projection.name]
+
+    def apply_shared_batch(
+        self, projections: Sequence[Projection], target: int, lock_timeout: float | None = None
+    ) -> dict[str, tuple[int, int]]:
+        """Apply the next batch of events up to `target` to several read models at once.
+
+        The transaction locks the models in the order of their names, so
+        callers with overlapping sets never wait for each other in a cycle,
+        and re-reads their positions under the locks. The batch starts
+        after the lowest position; each model receives only the events
+        past its own. Returns each model's count of applied events and
+        new position.
+        """
+        ordered = sorted(projections, key=lambda projection: projection.name)
         with self.database.transaction(
             write=True, lock_timeout=lock_timeout, pipeline=True
         ) as cursor:
-            self.database.lock(cursor, projection.name)
-            position = self._position(cursor, projection.name)
-            if position >= target:
-                return 0, position
+            for projection in ordered:
+                self.database.lock(cursor, projection.name)
+            positions = {p.name: self._position(cursor, p.name) for p in ordered}
+            active = [p for p in ordered if positions[p.name] < target]
+            if not active:
+                return {name: (0, position) for name, position in positions.items()}
+            start = min(positions[p.name] for p in active)
             notifications = self.ledger.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=target, inclusive_of_start=False
+                start=start, limit=self.batch_size, stop=target, inclusive_of_start=False
             )
+            counts = dict.fromkeys(positions, 0)
             for notification in notifications:
-                apply_notification(self.ledger, projection, cursor, notification)
-            new_position = notifications[-1].id if notifications else target
-            cursor.execute(
-                f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s, state = %s,"
-                " error = NULL WHERE name = %s",
-                (new_position, _now(), LIVE, projection.name),
-            )
-        return len(notifications), new_position
+                event = decode(self.ledger, notification)
+                for projection in active:
+                    if notification.id > positions[projection.name]:
+                        apply_event(projection, cursor, event, notification)
+                        counts[projection.name] += 1
+            end = notifications[-1].id if notifications else target
+            now = _now()
+            for projection in active:
+                positions[projection.name] = max(positions[projection.name], end)
+                cursor.execute(
+                    f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s, state = %s,"
+                    " error = NULL WHERE name = %s",
+                    (positions[projection.name], now, LIVE, projection.name),
+                )
+        return {name: (counts[name], positions[name]) for name in positions}
 
     @staticmethod
     def _position(cursor: Cursor, name: str) -> int:
@@ -195,8 +298,26 @@ def apply_notification(
     ledger: Application, projection: Projection, cursor: Cursor, notification: Notification
 ) -> None:
     """Decode one stored event and apply it; a failure names the read model and position."""
+    apply_event(projection, cursor, decode(ledger, notification), notification)
+
+
+def decode(ledger: Application, notification: Notification) -> DomainEvent:
+    """Return the domain event a notification stores; a failure names its position."""
     try:
-        event = ledger.mapper.to_domain_event(notification)
+        return ledger.mapper.to_domain_event(notification)
+    except Exception as error:
+        error.add_note(
+            f"The event at ledger position {notification.id} ({notification.topic})"
+            " could not be decoded."
+        )
+        raise
+
+
+def apply_event(
+    projection: Projection, cursor: Cursor, event: DomainEvent, notification: Notification
+) -> None:
+    """Apply one decoded event; a failure names the read model and position."""
+    try:
         projection.apply(event, cursor, notification.id)
     except Exception as error:
         error.add_note(
@@ -254,6 +375,11 @@ def describe_error(error: BaseException) -> str:
     """Return the error's type, message and notes on one line."""
     parts = [f"{type(error).__name__}: {error}", *getattr(error, "__notes__", ())]
     return " ".join(part.strip() for part in parts)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Return the seconds left until `deadline`, or None without one."""
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def now_text() -> str:

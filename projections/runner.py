@@ -30,6 +30,10 @@ MAX_RETRY_SECONDS = 10.0
 STOP_CHECK_SECONDS = 0.25
 
 
+class _Stopping(Exception):
+    """Raised between batches when the runner was asked to stop."""
+
+
 class Runner:
     """Applies new ledger events to the read models whose lock it holds.
 
@@ -108,22 +112,25 @@ class Runner:
                 logger.info("standing by for read model", extra=self._ids(read_model=name))
 
     def _catch_up(self) -> None:
-        for projection in self.projections:
-            if projection.name not in self.held:
-                continue
-            projector = self.projector()
-            head = projector.head()
-            position = -1
-            while position < head and not self.stopping.is_set():
-                # The lock session may have ended since the last batch.
-                self.locks.check()
-                count, position = projector.apply_batch(projection, head)
-                if count:
-                    logger.debug(
-                        "applied events",
-                        extra=self._ids(read_model=projection.name, events=count,
-                                        position=position),
-                    )
+        held = [projection for projection in self.projections if projection.name in self.held]
+        if not held:
+            return
+        projector = self.projector()
+        try:
+            count = projector.catch_up(projections=held, before_batch=self._before_batch)
+        except _Stopping:
+            return
+        if count:
+            logger.debug(
+                "applied events",
+                extra=self._ids(read_models=[p.name for p in held], events=count),
+            )
+
+    def _before_batch(self) -> None:
+        # The lock session may have ended since the last batch.
+        self.locks.check()
+        if self.stopping.is_set():
+            raise _Stopping
 
     def _wait(self) -> None:
         deadline = time.monotonic() + self.poll_interval

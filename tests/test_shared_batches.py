@@ -1,0 +1,118 @@
+"""Read models behind the ledger share each batch, yet each applies every event once."""
+
+from __future__ import annotations
+
+from functools import singledispatchmethod
+
+import pytest
+from eventsourcing.domain import DomainEvent
+
+from projections.database import Cursor
+from projections.projection import Projection
+from projections.projector import FAILED, LIVE, POSITIONS_TABLE, Projector
+from tests.builders import CAUSE
+
+
+class RowPerEvent(Projection):
+    """Writes one row per event it applies, and fails on the event at `fail_at`."""
+
+    def __init__(self, name: str, fail_at: int = 0) -> None:
+        self.name = name  # type: ignore[misc]
+        self.create_statements = (  # type: ignore[misc]
+            f"CREATE TABLE IF NOT EXISTS {name}_rows (position BIGINT PRIMARY KEY)",
+        )
+        self.fail_at = fail_at
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        if position == self.fail_at:
+            raise ValueError(f"{self.name} cannot apply position {position}")
+        # The primary key turns an event applied twice into an error.
+        cursor.execute(f"INSERT INTO {self.name}_rows (position) VALUES (%s)", (position,))
+
+
+def rows(services, projection: RowPerEvent) -> list[int]:
+    with services.database.transaction() as cursor:
+        found = cursor.execute(
+            f"SELECT position FROM {projection.name}_rows ORDER BY position"
+        ).fetchall()
+    return [row["position"] for row in found]
+
+
+def states(services) -> dict[str, tuple[str, str | None]]:
+    with services.database.transaction() as cursor:
+        found = cursor.execute(f"SELECT name, state, error FROM {POSITIONS_TABLE}").fetchall()
+    return {row["name"]: (row["state"], row["error"]) for row in found}
+
+
+def add_events(services, world, count: int) -> None:
+    for number in range(count):
+        services.ledger.create_team(world.org, f"shared-{number}", None, CAUSE)
+
+
+def test_shared_batch_applies_each_event_once(services, world):
+    ahead, behind = RowPerEvent("ahead_v1"), RowPerEvent("behind_v1")
+    projector = Projector(services.ledger, services.database, [ahead, behind], batch_size=4)
+    projector.create_tables()
+    projector.catch_up(projections=[ahead])
+    middle = projector.head()
+    add_events(services, world, 7)
+    head = projector.head()
+
+    applied = projector.catch_up()
+
+    assert rows(services, ahead) == list(range(1, head + 1))
+    assert rows(services, behind) == list(range(1, head + 1))
+    assert applied == head + (head - middle)
+    positions = projector.positions()
+    assert positions["ahead_v1"] == head
+    assert positions["behind_v1"] == head
+
+
+def test_shared_batch_isolates_failing_model(services, world):
+    add_events(services, world, 3)
+    healthy = RowPerEvent("healthy_v1")
+    failing = RowPerEvent("failing_v1", fail_at=services.projector.head() - 1)
+    projector = Projector(services.ledger, services.database, [failing, healthy], batch_size=5)
+    projector.create_tables()
+
+    with pytest.raises(ValueError, match="failing_v1 cannot apply"):
+        projector.catch_up()
+
+    head = projector.head()
+    positions = projector.positions()
+    assert rows(services, healthy) == list(range(1, head + 1))
+    assert positions["healthy_v1"] == head
+    assert positions["failing_v1"] < failing.fail_at
+    assert rows(services, failing) == list(range(1, positions["failing_v1"] + 1))
+    state, error = states(services)["failing_v1"]
+    assert state == FAILED
+    assert "failing_v1 cannot apply" in error
+    assert states(services)["healthy_v1"] == (LIVE, None)
+
+
+def test_check_current_detects_new_event(services, world):
+    services.projector.catch_up()
+    with services.database.transaction() as cursor:
+        head, current = services.projector.check_current(cursor)
+    assert current
+    assert head == services.projector.head()
+
+    add_events(services, world, 1)
+
+    with services.database.transaction() as cursor:
+        head, current = services.projector.check_current(cursor)
+    assert not current
+    assert head == services.projector.head()
+
+
+def test_read_catches_up_current_models(services, world):
+    services.projector.catch_up()
+    add_events(services, world, 1)
+    org_id = str(services.ledger.get_organization(world.org).id)
+
+    with services.read() as queries:
+        teams = queries.directory.teams(org_id)
+
+    assert "shared-0" in {team["slug"] for team in teams}
+    assert set(services.projector.positions().values()) == {services.projector.head()}
