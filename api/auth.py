@@ -87,10 +87,9 @@ def authenticate(directory: DirectoryQueries, authorization: str | None) -> Call
     secret = secret.strip().split("\n")[0]
     if scheme.lower() != "bearer" or not secret:
         raise falcon.HTTPUnauthorized(description="Use an 'Authorization: Bearer <token>' header.")
-    token = directory.token(hash_token(secret))
+    token, user = directory.token_and_user(hash_token(secret))
     if token is None or token["revoked"]:
         raise falcon.HTTPUnauthorized(description="Invalid token.")
-    user = directory.user(token["user_id"]) if token["user_id"] else None
     return Caller(
         token_id=str(token["public_id"]),
         scopes=frozenset(token["scopes"].split()),
@@ -103,6 +102,13 @@ def organization_access(
     directory: DirectoryQueries, caller: Caller, slug: str
 ) -> OrganizationAccess:
     """Return the caller's view of an organization; 404 when it may not see it at all."""
+    if caller.user is not None and not caller.is_superuser and caller.org_id is None:
+        organization, member, team_project_ids = directory.membership(slug, caller.user["id"])
+        if organization is None or member is None:
+            raise NotFoundError("Organization not found.")
+        if organization["open_membership"]:
+            return OrganizationAccess(organization, None, member["role"])
+        return OrganizationAccess(organization, frozenset(team_project_ids), member["role"])
     organization = directory.organization(slug)
     if organization is None:
         raise NotFoundError("Organization not found.")
@@ -112,15 +118,7 @@ def organization_access(
         return OrganizationAccess(organization, None, None)
     if caller.user is None:
         raise NotFoundError("Organization not found.")
-    if caller.is_superuser:
-        return OrganizationAccess(organization, None, "owner")
-    member = directory.member(organization["id"], caller.user["id"])
-    if member is None:
-        raise NotFoundError("Organization not found.")
-    if organization["open_membership"]:
-        return OrganizationAccess(organization, None, member["role"])
-    project_ids = frozenset(directory.team_project_ids(organization["id"], caller.user["id"]))
-    return OrganizationAccess(organization, project_ids, member["role"])
+    return OrganizationAccess(organization, None, "owner")
 
 
 def project_for_slug(

@@ -78,7 +78,7 @@ class ReleaseCollection(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         at = instant(req)
-        with self.services.read() as queries:
+        with self.services.read(*release_groups(at)) as queries:
             queries = replace(queries, at=at)
             access = self.access(queries, req, org)
             project_ids = self._project_filter(req, queries, access, project_slug)
@@ -141,7 +141,7 @@ class ReleaseCollection(Resource):
         version = body["version"]
         status = body.get("status")
         slugs = body.get("projects") or []
-        with self.services.read() as queries:
+        with self.services.read(*write_groups(body)) as queries:
             access = self.access(queries, req, org)
             if project_slug is not None:
                 # A project in the path that the caller may not use is not found,
@@ -228,7 +228,7 @@ class ReleaseDetail(Resource):
         project_slug: str | None,
     ) -> None:
         at = instant(req)
-        with self.services.read() as queries:
+        with self.services.read(*release_groups(at)) as queries:
             queries = replace(queries, at=at)
             row = self._release(req, queries, org, version, project_slug)
             resp.media = release_bodies([row], queries.releases, queries.directory)[0]
@@ -243,7 +243,7 @@ class ReleaseDetail(Resource):
     ) -> None:
         body = req.context.body
         slugs = body.get("projects") or []
-        with self.services.read() as queries:
+        with self.services.read(*write_groups(body)) as queries:
             self._release(req, queries, org, version, project_slug)
             access = self.access(queries, req, org)
             changes = _changes(body, queries, access, for_create=False)
@@ -286,6 +286,18 @@ class ReleaseDetail(Resource):
         access = self.access(queries, req, org)
         project = self.project(queries, access, project_slug) if project_slug else None
         return self.visible_release(queries, access, version, project)
+
+
+def release_groups(at: datetime | None) -> tuple[str, ...]:
+    """Return the query groups that reading releases uses, now or at instant `at`."""
+    return ("directory", "releases") if at is None else ("directory", "timeline")
+
+
+def write_groups(body: dict[str, Any]) -> tuple[str, ...]:
+    """Return the query groups that checking a release's create or update body uses."""
+    if body.get("refs") is None:
+        return ("directory", "releases")
+    return ("directory", "releases", "commits")
 
 
 def instant(req: falcon.Request) -> datetime | None:

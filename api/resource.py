@@ -84,7 +84,7 @@ class Resource:
         position: int | None,
         status: str = falcon.HTTP_200,
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             row = queries.releases.get(org_id, version)
             if row is None:
                 raise NotFoundError(RELEASE_NOT_FOUND)

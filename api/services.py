@@ -16,22 +16,40 @@ from api.blobs import BlobStore, LocalBlobStore
 from api.config import Settings
 from api.metrics import MeteredReleaseLedger
 from domain.application import ReleaseLedger
-from projections.activity import ActivityQueries
-from projections.audit import AuditQueries
-from projections.commits import CommitQueries
+from projections.activity import ActivityProjection, ActivityQueries
+from projections.audit import AuditProjection, AuditQueries
+from projections.commits import CommitQueries, CommitsProjection
 from projections.database import Cursor, Database
-from projections.delivery import DeliveryQueries
-from projections.directory import DirectoryQueries
-from projections.files import FileQueries
-from projections.issues import IssueQueries
+from projections.delivery import DeliveryProjection, DeliveryQueries
+from projections.directory import DirectoryProjection, DirectoryQueries
+from projections.files import FileQueries, FilesProjection
+from projections.issues import IssueQueries, IssuesProjection
 from projections.postgres import PostgresDatabase
 from projections.projection import Projection
 from projections.projector import Projector
 from projections.registry import all_projections
-from projections.releases import ReleaseQueries
+from projections.releases import ReleaseQueries, ReleasesProjection
 from projections.runner_locks import active_runners
 from projections.sqlite import SQLiteDatabase
-from projections.timeline import ReleasesAt
+from projections.timeline import ReleasesAt, TimelineProjection
+
+# The read models each group of queries reads. With an instant, `releases`
+# reads the timeline instead. New-issue counts come from the issues model.
+QUERY_MODELS: dict[str, tuple[str, ...]] = {
+    "directory": (DirectoryProjection.name,),
+    "releases": (ReleasesProjection.name, IssuesProjection.name),
+    "timeline": (TimelineProjection.name,),
+    "audit": (AuditProjection.name,),
+    "activity": (ActivityProjection.name,),
+    "issues": (IssuesProjection.name,),
+    "files": (FilesProjection.name,),
+    "commits": (CommitsProjection.name,),
+    "delivery": (DeliveryProjection.name,),
+}
+
+
+class UndeclaredQueriesError(RuntimeError):
+    """Raised when code queries read models that its `Services.read` call did not name."""
 
 
 @dataclass
@@ -39,44 +57,63 @@ class Queries:
     """Read-model queries sharing one transaction, so they see one state.
 
     With `at` set, release queries return the state at that instant.
+    `groups` names the groups of queries that were caught up with the
+    ledger; None means all of them.
     """
 
     cursor: Cursor
     at: datetime | None = None
+    groups: frozenset[str] | None = None
 
     @property
     def directory(self) -> DirectoryQueries:
+        self._check("directory")
         return DirectoryQueries(self.cursor)
 
     @property
     def releases(self) -> ReleaseQueries | ReleasesAt:
         if self.at is not None:
+            self._check("timeline")
             return ReleasesAt(self.cursor, self.at)
+        self._check("releases")
         return ReleaseQueries(self.cursor)
 
     @property
     def audit(self) -> AuditQueries:
+        self._check("audit")
         return AuditQueries(self.cursor)
 
     @property
     def activity(self) -> ActivityQueries:
+        self._check("activity")
         return ActivityQueries(self.cursor)
 
     @property
     def issues(self) -> IssueQueries:
+        self._check("issues")
         return IssueQueries(self.cursor)
 
     @property
     def files(self) -> FileQueries:
+        self._check("files")
         return FileQueries(self.cursor)
 
     @property
     def commits(self) -> CommitQueries:
+        self._check("commits")
         return CommitQueries(self.cursor)
 
     @property
     def delivery(self) -> DeliveryQueries:
+        self._check("delivery")
         return DeliveryQueries(self.cursor)
+
+    def _check(self, group: str) -> None:
+        if self.groups is not None and group not in self.groups:
+            raise UndeclaredQueriesError(
+                f"The {group} read models were not caught up for this read."
+                f" Name {group!r} in Services.read()."
+            )
 
 
 class Services:
@@ -131,29 +168,43 @@ class Services:
         return self._ledger is not None
 
     @contextmanager
-    def read(self) -> Iterator[Queries]:
-        """Catch the read models up with the ledger, then query them in one transaction.
-
-        When the read models are current, which is the common case with a
-        projector process running, the check and the queries share one
-        transaction.
+    def read(self, *groups: str) -> Iterator[Queries]:
+        """Catch read models up with the ledger, then query them in one transaction.
 
         Every event recorded before the call is visible to the queries, so a
         client always reads its own acknowledged writes, whichever process
-        served them. Raises CatchUpTimeoutError when the read models cannot
+        served them. `groups` (keys of QUERY_MODELS) limits the catch-up to
+        the read models those queries use, and other queries then raise
+        UndeclaredQueriesError; without `groups` every read model is caught
+        up. When the read models are current, which is the common case with
+        a projector process running, the check and the queries share one
+        transaction. Raises CatchUpTimeoutError when the read models cannot
         reach that point within `settings.read_timeout`, rather than query
         stale read models.
         """
         deadline = time.monotonic() + self.settings.read_timeout
         projector = self.projector
+        models = self._models_of(groups)
+        declared = frozenset(groups) if groups else None
         with self.database.transaction() as cursor:
-            head, current = projector.check_current(cursor)
-            if current:
-                yield Queries(cursor)
+            head, behind = projector.check_current(cursor, models)
+            if not behind:
+                yield Queries(cursor, groups=declared)
                 return
-        projector.catch_up(target=head, deadline=deadline)
+        projector.catch_up(target=head, deadline=deadline, projections=models, positions=behind)
         with self.database.transaction() as cursor:
-            yield Queries(cursor)
+            yield Queries(cursor, groups=declared)
+
+    def _models_of(self, groups: Sequence[str]) -> list[Projection]:
+        """Return the registered read models that `groups` read; all of them without groups."""
+        projections = self.projector.projections
+        if not groups:
+            return projections
+        unknown = set(groups) - QUERY_MODELS.keys()
+        if unknown:
+            raise ValueError(f"Unknown query groups {sorted(unknown)}; see QUERY_MODELS.")
+        names = {name for group in groups for name in QUERY_MODELS[group]}
+        return [projection for projection in projections if projection.name in names]
 
     def active_runners(self) -> set[str] | None:
         """Return the read models that a projector process runs; None on SQLite."""

@@ -154,6 +154,49 @@ class DirectoryQueries:
             f"SELECT * FROM {TOKENS} WHERE token_hash = %s", (token_hash,)
         ).fetchone()
 
+    def token_and_user(self, token_hash: str) -> tuple[Row | None, Row | None]:
+        """Return the token with a hash and the user it belongs to, in one round trip."""
+        row = self.cursor.execute(
+            f"SELECT t.*, u.id AS user__id, u.public_id AS user__public_id,"
+            " u.email AS user__email, u.is_superuser AS user__is_superuser,"
+            " u.date_created AS user__date_created"
+            f" FROM {TOKENS} t LEFT JOIN {USERS} u ON u.id = t.user_id WHERE t.token_hash = %s",
+            (token_hash,),
+        ).fetchone()
+        if row is None:
+            return None, None
+        token = {key: value for key, value in row.items() if not key.startswith("user__")}
+        if row["user__id"] is None:
+            return token, None
+        user = {key[6:]: value for key, value in row.items() if key.startswith("user__")}
+        return token, user
+
+    def membership(self, slug: str, user_id: str) -> tuple[Row | None, Row | None, list[str]]:
+        """Return an organization, the user's membership in it and the projects of their teams.
+
+        One round trip: the organization's columns repeat on each row, one
+        row per project that the user's teams own.
+        """
+        rows = self.cursor.execute(
+            "SELECT o.*, m.role AS member__role, pt.project_id AS member__project_id"
+            f" FROM {ORGANIZATIONS} o"
+            f" LEFT JOIN {MEMBERS} m ON m.org_id = o.id AND m.user_id = %s"
+            f" LEFT JOIN {MEMBER_TEAMS} mt ON mt.org_id = o.id AND mt.user_id = m.user_id"
+            f" LEFT JOIN {PROJECT_TEAMS} pt ON pt.team_id = mt.team_id"
+            " WHERE o.slug = %s",
+            (user_id, slug),
+        ).fetchall()
+        if not rows:
+            return None, None, []
+        first = rows[0]
+        organization = {key: value for key, value in first.items()
+                        if not key.startswith("member__")}
+        if first["member__role"] is None:
+            return organization, None, []
+        project_ids = sorted({row["member__project_id"] for row in rows
+                              if row["member__project_id"] is not None})
+        return organization, {"role": first["member__role"]}, project_ids
+
     def user(self, user_id: str) -> Row | None:
         return self.cursor.execute(f"SELECT * FROM {USERS} WHERE id = %s", (user_id,)).fetchone()
 

@@ -105,27 +105,33 @@ class Projector:
         """Return the position of the last event recorded in the ledger."""
         return self.ledger.recorder.max_notification_id() or 0
 
-    def check_current(self, cursor: Cursor) -> tuple[int, bool]:
-        """Return the ledger head and whether every read model has reached it.
+    def check_current(
+        self, cursor: Cursor, projections: Sequence[Projection] | None = None
+    ) -> tuple[int, dict[str, int]]:
+        """Return the ledger head and the positions of the read models behind it.
 
-        One statement inside the caller's transaction: when it finds every
-        model current, the caller's queries see a state that includes each
-        event recorded before the transaction began. Read models and
-        ledger share one database on both backends.
+        Checks every read model, or `projections`, in one statement inside
+        the caller's transaction. When none is behind, the caller's queries
+        see a state that includes each event recorded before the
+        transaction began. Read models and ledger share one database on
+        both backends.
         """
         column = "notification_id" if self.database.dialect == "postgresql" else "rowid"
         table = self.ledger.recorder.events_table_name
-        names = [projection.name for projection in self.projections]
+        chosen = self.projections if projections is None else projections
+        names = [projection.name for projection in chosen]
         marks = ", ".join(["%s"] * len(names))
-        row = cursor.execute(
+        rows = cursor.execute(
             f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
-            " SELECT ledger.head AS head, (SELECT COUNT(*) FROM"
-            f" {POSITIONS_TABLE} WHERE name IN ({marks}) AND position >= ledger.head)"
-            " AS current FROM ledger",
+            " SELECT ledger.head AS head, p.name AS name, p.position AS position"
+            f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})",
             names,
-        ).fetchone()
-        assert row is not None
-        return row["head"], row["current"] == len(names)
+        ).fetchall()
+        head = rows[0]["head"]
+        positions = {row["name"]: row["position"] for row in rows if row["name"] is not None}
+        # A read model without a row is behind; catching it up explains what is missing.
+        behind = {name: positions.get(name, 0) for name in names}
+        return head, {name: position for name, position in behind.items() if position < head}
 
     def positions(self) -> dict[str, int]:
         with self.database.transaction() as cursor:
@@ -143,6 +149,7 @@ class Projector:
         deadline: float | None = None,
         projections: Sequence[Projection] | None = None,
         before_batch: Callable[[], None] | None = None,
+        positions: dict[str, int] | None = None,
     ) -> int:
         """Apply events until every read model has reached `target`, default the head.
 
@@ -151,8 +158,10 @@ class Projector:
         model that has not seen it and moves their positions. Should a
         model fail there, the batch is retried one model at a time, so
         the others go on and the failure is recorded against the model at
-        fault. `projections` limits the call to some read models;
+        fault. `projections` limits the call to some read models, and
         `before_batch` runs before each batch and may raise to stop.
+        `positions`, where the caller has just read them, saves reading
+        them again: a stale value only costs a batch that finds nothing.
 
         With `deadline` (a `time.monotonic()` value), raises
         CatchUpTimeoutError instead of waiting for a lock or starting a
@@ -163,7 +172,7 @@ class Projector:
         """
         target = self.head() if target is None else target
         chosen = self.projections if projections is None else list(projections)
-        positions = self.positions()
+        positions = self.positions() if positions is None else dict(positions)
         behind = [p for p in chosen if positions.get(p.name, 0) < target]
         applied: dict[str, int] = dict.fromkeys((p.name for p in behind), 0)
         failures: list[Exception] = []
@@ -258,7 +267,7 @@ class Projector:
         ) as cursor:
             for projection in ordered:
                 self.database.lock(cursor, projection.name)
-            positions = {p.name: self._position(cursor, p.name) for p in ordered}
+            positions = self._positions_of(cursor, [p.name for p in ordered])
             active = [p for p in ordered if positions[p.name] < target]
             if not active:
                 return {name: (0, position) for name, position in positions.items()}
@@ -285,13 +294,19 @@ class Projector:
         return {name: (counts[name], positions[name]) for name in positions}
 
     @staticmethod
-    def _position(cursor: Cursor, name: str) -> int:
-        row = cursor.execute(
-            f"SELECT position FROM {POSITIONS_TABLE} WHERE name = %s", (name,)
-        ).fetchone()
-        if row is None:
-            raise LookupError(f"Read model {name!r} has no position; run 'release-ledger migrate'.")
-        return row["position"]
+    def _positions_of(cursor: Cursor, names: Sequence[str]) -> dict[str, int]:
+        """Return the positions of the read models `names`, in one round trip."""
+        marks = ", ".join(["%s"] * len(names))
+        rows = cursor.execute(
+            f"SELECT name, position FROM {POSITIONS_TABLE} WHERE name IN ({marks})", names
+        ).fetchall()
+        positions = {row["name"]: row["position"] for row in rows}
+        for name in names:
+            if name not in positions:
+                raise LookupError(
+                    f"Read model {name!r} has no position; run 'release-ledger migrate'."
+                )
+        return {name: positions[name] for name in names}
 
 
 def apply_notification(

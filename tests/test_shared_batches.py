@@ -94,16 +94,16 @@ def test_shared_batch_isolates_failing_model(services, world):
 def test_check_current_detects_new_event(services, world):
     services.projector.catch_up()
     with services.database.transaction() as cursor:
-        head, current = services.projector.check_current(cursor)
-    assert current
+        head, behind = services.projector.check_current(cursor)
+    assert behind == {}
     assert head == services.projector.head()
 
     add_events(services, world, 1)
 
     with services.database.transaction() as cursor:
-        head, current = services.projector.check_current(cursor)
-    assert not current
+        head, behind = services.projector.check_current(cursor)
     assert head == services.projector.head()
+    assert behind == {projection.name: head - 1 for projection in services.projector.projections}
 
 
 def test_read_catches_up_current_models(services, world):
