@@ -36,6 +36,7 @@ from domain.errors import (
     ConflictError,
     InvalidFieldError,
     InvalidRequestError,
+    LedgerError,
     NotFoundError,
 )
 from domain.file_commands import ReleaseFileCommands
@@ -284,10 +285,25 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
         commits replace those of an existing release, as an update would.
         """
         check_version(version)
+        release_id = Release.create_id(org_id, version)
+        # Most creates are of new versions, so the first attempt saves without
+        # loading. Should the version exist, the save fails on its first event
+        # and the next attempt loads it. A request that a new release would
+        # reject may suit an existing one, so it is checked after loading too.
+        assume_new = True
 
         def act() -> tuple[Any, ...]:
+            nonlocal assume_new
             named, repositories = self._name_repositories(org_id, changes, cause)
-            release = self._get_or_none(Release.create_id(org_id, version))
+            if assume_new:
+                assume_new = False
+                try:
+                    release = self._start_release(org_id, version, None, named, cause)
+                except LedgerError:
+                    pass
+                else:
+                    return release, True, *repositories
+            release = self._get_or_none(release_id)
             if release is None or release.deleted:
                 release = self._start_release(org_id, version, release, named, cause)
                 return release, True, *repositories
@@ -297,7 +313,7 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
             ), cause)
             return release, gained, *repositories
 
-        return self._save_with_retries(act)
+        return self._save_with_retries(act, optimistic=True)
 
     def update_release(
         self, org_id: UUID, version: str, changes: ReleaseChanges, cause: Cause
@@ -497,14 +513,18 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
         except IntegrityError:
             raise AlreadyExistsError(message) from None
 
-    def _save_with_retries(self, act: Callable[[], tuple[Any, ...]]) -> Outcome[Any]:
+    def _save_with_retries(
+        self, act: Callable[[], tuple[Any, ...]], *, optimistic: bool = False
+    ) -> Outcome[Any]:
         """Run `act` on freshly loaded aggregates and save, retrying lost races.
 
         `act` returns the aggregate, whether it is new, and any further
         aggregates to save first in the same transaction. A concurrent
         writer that saved first makes the save raise IntegrityError; the
         command then runs again on the new state. Issues that newly set
-        commits fix are saved in the same transaction.
+        commits fix are saved in the same transaction. With `optimistic`,
+        the first attempt did not load the aggregate, so its failure is
+        retried at once.
         """
         for attempt in range(MAX_SAVE_ATTEMPTS):
             aggregate, created, *others = act()
@@ -514,7 +534,8 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
                     aggregate, self._save(*others, aggregate, *resolved), created=created
                 )
             except IntegrityError:
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+                if attempt > 0 or not optimistic:
+                    time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
         raise ConflictError(
             "The record was changed by concurrent requests; retry the request."
         )

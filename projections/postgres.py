@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -21,6 +23,10 @@ from projections.database import Cursor, Database, LockTimeoutError, Row
 RECONNECT_TIMEOUT_SECONDS = 5.0
 
 SESSION_LOCK_PREFIX = "session:"
+
+# A pooled connection idle for longer than this is tested before it is
+# handed out.
+CHECK_AFTER_IDLE_SECONDS = 1.0
 
 
 class PostgresCursor(Cursor):
@@ -59,6 +65,30 @@ class PostgresCursor(Cursor):
         return self._cursor.fetchall()
 
 
+class IdleCheck:
+    """Pool callbacks that test a connection before use only after it sat idle.
+
+    Testing costs a round trip, which a busy pool would pay on every
+    transaction. A connection handed back moments ago is almost always
+    alive, and should it have died, the transaction fails like any other
+    that meets a lost connection.
+    """
+
+    def __init__(self, idle_seconds: float = CHECK_AFTER_IDLE_SECONDS) -> None:
+        self.idle_seconds = idle_seconds
+        self._returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def returned(self, connection: psycopg.Connection[Any]) -> None:
+        self._returned_at[connection] = time.monotonic()
+
+    def check(self, connection: psycopg.Connection[Any]) -> None:
+        returned_at = self._returned_at.get(connection)
+        if returned_at is None or time.monotonic() - returned_at > self.idle_seconds:
+            ConnectionPool.check_connection(connection)
+
+
 class PostgresDatabase(Database):
     """Read-model storage in the ledger's PostgreSQL schema."""
 
@@ -79,15 +109,17 @@ class PostgresDatabase(Database):
             f"-c search_path={schema} -c idle_in_transaction_session_timeout=30000"
             f" -c statement_timeout={int(statement_timeout * 1000)}"
         )
-        # `timeout` bounds the wait for a free connection; the check finds
+        # `timeout` bounds the wait for a free connection. The check finds
         # connections that a database restart closed before they are used.
+        idle_check = IdleCheck()
         self.pool = ConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             kwargs={"row_factory": dict_row, "options": options},
-            check=ConnectionPool.check_connection,
+            check=idle_check.check,
+            reset=idle_check.returned,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             name="read-models",
             open=True,
