@@ -8,6 +8,9 @@ WEB_TIMEOUT           seconds a request may run before its worker is killed and 
 WEB_GRACEFUL_TIMEOUT  seconds workers get to finish their requests after SIGTERM (default 20)
 WEB_KEEPALIVE         seconds an idle client connection stays open (default 5); keep it
                       above the load balancer's idle timeout
+LEDGER_WEB_PROJECTOR  1 (default) runs a read-model runner on a thread of each worker, so
+                      read models stay current without a projector process; 0 leaves
+                      that to `release-ledger projections run`
 PROMETHEUS_MULTIPROC_DIR  folder where workers share metrics; without it a temporary
                       folder is made at start and removed at exit. An existing folder is
                       emptied of metric files at start, so give each server its own.
@@ -64,6 +67,17 @@ def when_ready(server):
 
 def post_worker_init(worker):
     _logger.info("worker started", extra={"worker_pid": worker.pid})
+    if os.environ.get("LEDGER_WEB_PROJECTOR", "1") != "0":
+        from api.config import Settings
+        from api.projector import start_in_thread
+
+        worker.read_model_runner = start_in_thread(Settings.from_environ())
+
+
+def worker_exit(server, worker):
+    runner = getattr(worker, "read_model_runner", None)
+    if runner is not None:
+        runner.stop()
 
 
 def worker_abort(worker):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from api.config import Settings
 from api.logs import configure_logging
 from api.services import Services
 from domain.application import ReleaseLedger
@@ -38,6 +40,37 @@ def run_projections(services: Services, names: Sequence[str]) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     runner.run()
+
+
+def start_in_thread(settings: Settings) -> Runner:
+    """Run every read model's runner on a daemon thread of this process, and return it.
+
+    Each gunicorn worker starts one, so read models stay current even
+    where no projector process runs. The runner locks let one runner at a
+    time apply events to each read model, whichever process it lives in,
+    and the others stand by. Call `stop()` on the result to end it.
+    """
+    services = Services(settings)
+    runner = Runner(
+        lambda: services.projector,
+        runner_locks(services),
+        all_projections(),
+        runner_id=f"{socket.gethostname()}:{os.getpid()}:web",
+        poll_interval=settings.projector_poll_interval,
+    )
+
+    def run() -> None:
+        try:
+            runner.run()
+        except Exception:
+            # Runner.run has logged the failure. This process goes on
+            # serving, and another runner takes over the read models.
+            pass
+        finally:
+            services.close()
+
+    threading.Thread(target=run, name="read-model-runner", daemon=True).start()
+    return runner
 
 
 def runner_locks(services: Services) -> RunnerLocks:

@@ -187,11 +187,11 @@ class Services:
         models = self._models_of(groups)
         declared = frozenset(groups) if groups else None
         with self.database.transaction() as cursor:
-            head, behind = projector.check_current(cursor, models)
-            if not behind:
+            head, positions = projector.check_current(cursor, models)
+            if all(position >= head for position in positions.values()):
                 yield Queries(cursor, groups=declared)
                 return
-        projector.catch_up(target=head, deadline=deadline, projections=models, positions=behind)
+        projector.catch_up(target=head, deadline=deadline, projections=models, positions=positions)
         with self.database.transaction() as cursor:
             yield Queries(cursor, groups=declared)
 

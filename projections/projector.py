@@ -108,13 +108,13 @@ class Projector:
     def check_current(
         self, cursor: Cursor, projections: Sequence[Projection] | None = None
     ) -> tuple[int, dict[str, int]]:
-        """Return the ledger head and the positions of the read models behind it.
+        """Return the ledger head and the position of each read model, by default all.
 
-        Checks every read model, or `projections`, in one statement inside
-        the caller's transaction. When none is behind, the caller's queries
-        see a state that includes each event recorded before the
-        transaction began. Read models and ledger share one database on
-        both backends.
+        One statement inside the caller's transaction. When no position is
+        behind the head, the caller's queries see a state that includes
+        each event recorded before the transaction began. Read models and
+        ledger share one database on both backends. A read model without
+        a position counts as being at zero.
         """
         column = "notification_id" if self.database.dialect == "postgresql" else "rowid"
         table = self.ledger.recorder.events_table_name
@@ -127,11 +127,8 @@ class Projector:
             f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})",
             names,
         ).fetchall()
-        head = rows[0]["head"]
-        positions = {row["name"]: row["position"] for row in rows if row["name"] is not None}
-        # A read model without a row is behind; catching it up explains what is missing.
-        behind = {name: positions.get(name, 0) for name in names}
-        return head, {name: position for name, position in behind.items() if position < head}
+        found = {row["name"]: row["position"] for row in rows if row["name"] is not None}
+        return rows[0]["head"], {name: found.get(name, 0) for name in names}
 
     def positions(self) -> dict[str, int]:
         with self.database.transaction() as cursor:
@@ -153,9 +150,9 @@ class Projector:
     ) -> int:
         """Apply events until every read model has reached `target`, default the head.
 
-        The read models that are behind share each batch: one transaction
-        reads the events once, decodes each once, applies it to every
-        model that has not seen it and moves their positions. Should a
+        The read models that are behind share each batch: its events are
+        read and decoded once, then one transaction applies each event to
+        every model that lacks it and moves their positions. Should a
         model fail there, the batch is retried one model at a time, so
         the others go on and the failure is recorded against the model at
         fault. `projections` limits the call to some read models, and
@@ -182,8 +179,9 @@ class Projector:
             lock_timeout = _remaining(deadline)
             if lock_timeout is not None and lock_timeout <= 0:
                 raise self._timeout(behind, positions, target)
+            after = min(positions.get(projection.name, 0) for projection in behind)
             try:
-                counts = self.apply_shared_batch(behind, target, lock_timeout)
+                counts = self.apply_shared_batch(behind, target, lock_timeout, after)
             except LockTimeoutError:
                 raise self._timeout(behind, positions, target) from None
             except Exception as error:
@@ -250,46 +248,59 @@ class Projector:
         return self.apply_shared_batch([projection], target, lock_timeout)[projection.name]
 
     def apply_shared_batch(
-        self, projections: Sequence[Projection], target: int, lock_timeout: float | None = None
+        self,
+        projections: Sequence[Projection],
+        target: int,
+        lock_timeout: float | None = None,
+        after: int | None = None,
     ) -> dict[str, tuple[int, int]]:
         """Apply the next batch of events up to `target` to several read models at once.
 
+        The batch is the events after ledger position `after`, by default
+        the lowest position of the models. They are read before the
+        transaction begins, so no read-model lock is held while waiting
+        for an event store connection. On SQLite that lock is the
+        database's write lock, and an append waiting for it keeps the
+        event store's only writer connection.
+
         The transaction locks the models in the order of their names, so
-        callers with overlapping sets never wait for each other in a cycle,
-        and re-reads their positions under the locks. The batch starts
-        after the lowest position; each model receives only the events
-        past its own. Returns each model's count of applied events and
-        new position.
+        callers with overlapping sets never wait for each other in a
+        cycle, and re-reads their positions under the locks. Each model
+        receives only the events past its own position. A model found
+        behind `after` is left for a later batch. Returns each model's
+        count of applied events and position.
         """
         ordered = sorted(projections, key=lambda projection: projection.name)
+        if after is None:
+            known = self.positions()
+            after = min(known.get(projection.name, 0) for projection in ordered)
+        notifications = self.ledger.recorder.select_notifications(
+            start=after, limit=self.batch_size, stop=target, inclusive_of_start=False
+        )
+        end = notifications[-1].id if notifications else target
         with self.database.transaction(
             write=True, lock_timeout=lock_timeout, pipeline=True
         ) as cursor:
             for projection in ordered:
                 self.database.lock(cursor, projection.name)
             positions = self._positions_of(cursor, [p.name for p in ordered])
-            active = [p for p in ordered if positions[p.name] < target]
+            active = [p for p in ordered if after <= positions[p.name] < end]
+            counts = dict.fromkeys(positions, 0)
             if not active:
                 return {name: (0, position) for name, position in positions.items()}
-            start = min(positions[p.name] for p in active)
-            notifications = self.ledger.recorder.select_notifications(
-                start=start, limit=self.batch_size, stop=target, inclusive_of_start=False
-            )
-            counts = dict.fromkeys(positions, 0)
             for notification in notifications:
                 event = decode(self.ledger, notification)
                 for projection in active:
                     if notification.id > positions[projection.name]:
                         apply_event(projection, cursor, event, notification)
                         counts[projection.name] += 1
-            end = notifications[-1].id if notifications else target
             now = _now()
             for projection in active:
-                positions[projection.name] = max(positions[projection.name], end)
+                positions[projection.name] = end
                 cursor.execute(
                     f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s, state = %s,"
                     " error = NULL WHERE name = %s",
-                    (positions[projection.name], now, LIVE, projection.name),
+                    (end, now, LIVE, projection.name),
                 )
         return {name: (counts[name], positions[name]) for name in positions}
 

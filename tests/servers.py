@@ -50,7 +50,11 @@ def free_port() -> int:
 @contextmanager
 def gunicorn(settings: Settings, workers: int = 2, env: dict[str, str] | None = None
              ) -> Iterator[Server]:
-    """Serve the app with gunicorn on a free port until the block ends."""
+    """Serve the app with gunicorn on a free port until the block ends.
+
+    The workers run no read-model runner unless `env` sets
+    LEDGER_WEB_PROJECTOR=1, so tests control what applies events.
+    """
     port = free_port()
     log_path = Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
     environment = {
@@ -60,6 +64,7 @@ def gunicorn(settings: Settings, workers: int = 2, env: dict[str, str] | None = 
         "LEDGER_MAX_FILE_BYTES": str(settings.max_file_bytes),
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
+        "LEDGER_WEB_PROJECTOR": "0",
         **(env or {}),
     }
     with log_path.open("wb") as log:

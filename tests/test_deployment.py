@@ -214,3 +214,22 @@ def wait_for_workers(server, count: int, timeout: float = 20.0) -> None:
     while sum(entry["message"] == "worker started" for entry in json_lines(server.log())) < count:
         assert time.monotonic() < deadline, server.log()
         time.sleep(0.05)
+
+
+def test_web_workers_keep_unread_models_current(settings, services, world, tmp_path):
+    token = world.tokens["superuser"]
+    with gunicorn(settings, env={**SMALL_POOLS, "LEDGER_WEB_PROJECTOR": "1"}) as server:
+        cli = SentryCli(server.url, token, world.org)
+        created = [cli("releases", "new", f"7.{index}", "-p", "web") for index in range(5)]
+        head = services.projector.head()
+        # Release requests catch up only the release read models. The
+        # workers' runner threads apply the rest without being asked.
+        current = wait_for_positions(services, head, timeout=15)
+        live = table_contents(services.database)
+        log = server.log()
+
+    assert all(result.returncode == 0 for result in created)
+    assert set(current) == READ_MODELS
+    assert live == table_contents(rebuild(services, tmp_path))
+    assert "running read model" in log
+    assert "Traceback" not in log

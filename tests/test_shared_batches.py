@@ -93,17 +93,18 @@ def test_shared_batch_isolates_failing_model(services, world):
 
 def test_check_current_detects_new_event(services, world):
     services.projector.catch_up()
+    names = [projection.name for projection in services.projector.projections]
     with services.database.transaction() as cursor:
-        head, behind = services.projector.check_current(cursor)
-    assert behind == {}
+        head, positions = services.projector.check_current(cursor)
     assert head == services.projector.head()
+    assert positions == dict.fromkeys(names, head)
 
     add_events(services, world, 1)
 
     with services.database.transaction() as cursor:
-        head, behind = services.projector.check_current(cursor)
-    assert head == services.projector.head()
-    assert behind == {projection.name: head - 1 for projection in services.projector.projections}
+        later, positions = services.projector.check_current(cursor)
+    assert later == head + 1
+    assert positions == dict.fromkeys(names, head)
 
 
 def test_read_catches_up_current_models(services, world):
