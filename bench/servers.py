@@ -66,7 +66,9 @@ def gunicorn(app: str, env: dict[str, str], log_dir: Path, workers: int = 2) -> 
     """Serve `app` with the project's gunicorn.conf.py until the block ends."""
     port = free_port()
     log_path = log_dir / f"gunicorn-{port}.log"
-    environment = {**os.environ, **env, "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    # As in the Procfile, the workers leave read models to projector processes.
+    environment = {**os.environ, "LEDGER_WEB_PROJECTOR": "0", **env, "PORT": str(port),
+                   "WEB_CONCURRENCY": str(workers)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"), app],
