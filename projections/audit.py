@@ -81,9 +81,18 @@ class AuditProjection(Projection):
         " project_id TEXT NOT NULL, PRIMARY KEY (release_id, project_id))",
     )
 
+    def __init__(self) -> None:
+        # The subjects this batch has read or written, so that most events
+        # of a batch name their aggregate without a query.
+        self._subjects: dict[str, Subject] = {}
+
+    def begin_batch(self) -> None:
+        self._subjects.clear()
+
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
-        if event.originator_version == 1 and _subject(cursor, str(event.originator_id)) is None:
+        known = self._subject(cursor, str(event.originator_id))
+        if event.originator_version == 1 and known is None:
             self._create_other(event, cursor, position)
         else:
             self._record_known(event, cursor, position)
@@ -106,7 +115,7 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Member.Created, cursor: Cursor, position: int) -> None:
-        user = _subject(cursor, str(event.user_id))
+        user = self._subject(cursor, str(event.user_id))
         name = user.name if user else str(event.user_id)
         self._create(event, cursor, position, str(event.org_id), name)
 
@@ -125,6 +134,7 @@ class AuditProjection(Projection):
         # A new lifetime gets a new public id, as the release list shows it.
         cursor.execute(f"UPDATE {SUBJECTS} SET public_id = %s WHERE id = %s",
                        (position, release_id))
+        self._subjects.pop(release_id, None)
         cursor.execute(f"DELETE FROM {RELEASE_PROJECTS} WHERE release_id = %s", (release_id,))
         self._record_known(event, cursor, position)
 
@@ -152,7 +162,7 @@ class AuditProjection(Projection):
 
     def _record_known(self, event: DomainEvent, cursor: Cursor, position: int) -> Subject:
         """Record an event of an aggregate created earlier and return its subject."""
-        subject = _subject(cursor, str(event.originator_id))
+        subject = self._subject(cursor, str(event.originator_id))
         if subject is None:
             raise LookupError(f"Event {event_type(event)} at position {position} is of"
                               f" aggregate {event.originator_id}, which was never created.")
@@ -168,7 +178,8 @@ class AuditProjection(Projection):
         fields = event_fields(event)
         org_id = fields.get("org_id")
         if org_id is None:
-            referenced = [_subject(cursor, subject_id) for subject_id in referenced_ids(fields)]
+            referenced = [self._subject(cursor, subject_id)
+                          for subject_id in referenced_ids(fields)]
             org_ids = sorted(s.org_id for s in referenced if s is not None and s.org_id)
             org_id = org_ids[0] if org_ids else None
         name = next((str(fields[f]) for f in NAME_FIELDS if fields.get(f) is not None), "")
@@ -183,13 +194,14 @@ class AuditProjection(Projection):
             " VALUES (%s, %s, %s, %s, %s)",
             (subject.id, subject.kind, subject.org_id, subject.public_id, subject.name),
         )
+        self._subjects[subject.id] = subject
         self._record(event, cursor, position, subject)
 
     def _record(self, event: DomainEvent, cursor: Cursor, position: int, subject: Subject) -> None:
         if subject.org_id is None:
             return
         fields = event_fields(event)
-        public_ids = _public_ids(cursor, referenced_ids(fields))
+        public_ids = self._public_ids(cursor, referenced_ids(fields))
         cause = getattr(event, "cause", None) or Cause("system")
         is_release = subject.kind == "release"
         cursor.execute(
@@ -218,20 +230,26 @@ class AuditProjection(Projection):
                 (subject.id, position),
             )
 
+    def _subject(self, cursor: Cursor, subject_id: str) -> Subject | None:
+        subject = self._subjects.get(subject_id)
+        if subject is not None:
+            return subject
+        row = cursor.execute(f"SELECT * FROM {SUBJECTS} WHERE id = %s", (subject_id,)).fetchone()
+        if row is None:
+            return None
+        subject = self._subjects[subject_id] = Subject(**row)
+        return subject
 
-def _subject(cursor: Cursor, subject_id: str) -> Subject | None:
-    row = cursor.execute(f"SELECT * FROM {SUBJECTS} WHERE id = %s", (subject_id,)).fetchone()
-    return None if row is None else Subject(**row)
-
-
-def _public_ids(cursor: Cursor, subject_ids: set[str]) -> dict[str, str]:
-    if not subject_ids:
-        return {}
-    marks = ", ".join(["%s"] * len(subject_ids))
-    rows = cursor.execute(
-        f"SELECT id, public_id FROM {SUBJECTS} WHERE id IN ({marks})", tuple(sorted(subject_ids))
-    ).fetchall()
-    return {row["id"]: str(row["public_id"]) for row in rows}
+    def _public_ids(self, cursor: Cursor, subject_ids: set[str]) -> dict[str, str]:
+        missing = sorted(subject_ids - self._subjects.keys())
+        if missing:
+            marks = ", ".join(["%s"] * len(missing))
+            rows = cursor.execute(f"SELECT * FROM {SUBJECTS} WHERE id IN ({marks})",
+                                  tuple(missing)).fetchall()
+            for row in rows:
+                self._subjects[row["id"]] = Subject(**row)
+        return {subject_id: str(self._subjects[subject_id].public_id)
+                for subject_id in subject_ids if subject_id in self._subjects}
 
 
 @dataclass(frozen=True)

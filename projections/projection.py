@@ -40,6 +40,14 @@ class Projection:
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
         """Apply one event; events without a handler leave the tables unchanged."""
 
+    def begin_batch(self) -> None:
+        """Forget the rows cached in the previous batch. The projector calls it before each batch.
+
+        A projection may cache rows it read or wrote while it holds the
+        read model's lock. Another process may change them once the lock
+        is released, and a rolled-back batch never wrote them.
+        """
+
 
 def to_micros(value: datetime | None) -> int | None:
     """Return microseconds since the epoch, the stored form of sort keys."""

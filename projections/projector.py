@@ -288,6 +288,8 @@ class Projector:
             counts = dict.fromkeys(positions, 0)
             if not active:
                 return {name: (0, position) for name, position in positions.items()}
+            for projection in active:
+                projection.begin_batch()
             for notification in notifications:
                 event = decode(self.ledger, notification)
                 for projection in active:

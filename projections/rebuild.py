@@ -272,6 +272,7 @@ class Rebuild:
             start=position, limit=limit, stop=target, inclusive_of_start=False
         )
         copy_cursor = CopyCursor(cursor, self.schema)
+        self.projection.begin_batch()
         for notification in notifications:
             apply_notification(self.ledger, self.projection, copy_cursor, notification)
         new_position = notifications[-1].id if len(notifications) == limit else target

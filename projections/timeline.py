@@ -76,15 +76,25 @@ class TimelineProjection(Projection):
         " position BIGINT NOT NULL, request_id TEXT, instant BIGINT NOT NULL)",
     )
 
+    def __init__(self) -> None:
+        # Each release's current state and clock as this batch last read or
+        # wrote them, so a release's later events in a batch skip the reads.
+        self._states: dict[str, Row] = {}
+        self._clocks: dict[str, Row] = {}
+
+    def begin_batch(self) -> None:
+        self._states.clear()
+        self._clocks.clear()
+
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
         """Leave the states unchanged, but let release events tell which command is running."""
         if isinstance(event, Release.Event):
-            _instant(cursor, event, position)
+            self._instant(cursor, event, position)
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
-        instant = _instant(cursor, event, position)
+        instant = self._instant(cursor, event, position)
         self._start(cursor, event, position, instant, str(event.org_id), event.version_str)
 
     @apply.register
@@ -95,13 +105,13 @@ class TimelineProjection(Projection):
         ).fetchone()
         if identity is None:
             raise LookupError(f"Release {event.originator_id} was recreated but never created.")
-        instant = _instant(cursor, event, position)
+        instant = self._instant(cursor, event, position)
         self._end(cursor, event, instant)
         self._start(cursor, event, position, instant, identity["org_id"], identity["version"])
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
-        instant = _instant(cursor, event, position)
+        instant = self._instant(cursor, event, position)
         cursor.executemany(
             f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id, revision, valid_from,"
             " valid_to) VALUES (%s, %s, %s, %s, %s)",
@@ -144,7 +154,7 @@ class TimelineProjection(Projection):
             "dateStarted": to_text(event.date_started),
             "dateFinished": to_text(event.date_finished),
         }
-        current = _current(cursor, str(event.originator_id))
+        current = self._current(cursor, str(event.originator_id))
         self._revise(cursor, event, position, deploy_count=current["deploy_count"] + 1,
                      last_deploy=to_json(deploy))
 
@@ -154,7 +164,7 @@ class TimelineProjection(Projection):
             f"INSERT INTO {NEW_ISSUES} (release_id, issue_id, project_id, revision, valid_from,"
             " valid_to) VALUES (%s, %s, %s, %s, %s, %s)",
             (str(event.originator_id), str(event.issue_id), str(event.project_id), position,
-             _instant(cursor, event, position), OPEN),
+             self._instant(cursor, event, position), OPEN),
         )
 
     @apply.register
@@ -162,17 +172,16 @@ class TimelineProjection(Projection):
         cursor.execute(
             f"UPDATE {NEW_ISSUES} SET valid_to = %s"
             " WHERE release_id = %s AND issue_id = %s AND valid_to = %s",
-            (_instant(cursor, event, position), str(event.originator_id), str(event.issue_id),
+            (self._instant(cursor, event, position), str(event.originator_id), str(event.issue_id),
              OPEN),
         )
 
     @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
-        self._end(cursor, event, _instant(cursor, event, position))
+        self._end(cursor, event, self._instant(cursor, event, position))
 
-    @staticmethod
     def _start(
-        cursor: Cursor, event: Any, position: int, instant: int, org_id: str, version: str
+        self, cursor: Cursor, event: Any, position: int, instant: int, org_id: str, version: str
     ) -> None:
         state = {
             "id": str(event.originator_id), "public_id": position, "org_id": org_id,
@@ -184,14 +193,13 @@ class TimelineProjection(Projection):
             "sort_key": to_micros(event.timestamp), "commit_count": 0, "last_commit": None,
             "authors": "[]", "deploy_count": 0, "last_deploy": None,
         }
-        _insert(cursor, state, position, instant)
+        self._insert(cursor, state, position, instant)
 
-    @staticmethod
-    def _revise(cursor: Cursor, event: Any, position: int, **changes: Any) -> None:
+    def _revise(self, cursor: Cursor, event: Any, position: int, **changes: Any) -> None:
         """End the current state at the event's instant and start the changed one there."""
         release_id = str(event.originator_id)
-        current = _current(cursor, release_id)
-        instant = _instant(cursor, event, position)
+        current = self._current(cursor, release_id)
+        instant = self._instant(cursor, event, position)
         if instant == current["valid_from"]:
             # The replaced state was never visible, so it is not kept.
             cursor.execute(f"DELETE FROM {RELEASES} WHERE id = %s AND revision = %s",
@@ -199,10 +207,9 @@ class TimelineProjection(Projection):
         else:
             cursor.execute(f"UPDATE {RELEASES} SET valid_to = %s WHERE id = %s AND revision = %s",
                            (instant, release_id, current["revision"]))
-        _insert(cursor, {**current, **changes}, position, instant)
+        self._insert(cursor, {**current, **changes}, position, instant)
 
-    @staticmethod
-    def _end(cursor: Cursor, event: Any, instant: int) -> None:
+    def _end(self, cursor: Cursor, event: Any, instant: int) -> None:
         """End the current state and project links of a release at `instant`.
 
         Issues first seen in the release stay linked. The ledger deletes a
@@ -210,61 +217,69 @@ class TimelineProjection(Projection):
         count, which follows the issues, would go on counting any such issue
         after the release is created again.
         """
+        release_id = str(event.originator_id)
         for table, key in ((RELEASES, "id"), (RELEASE_PROJECTS, "release_id")):
             cursor.execute(
                 f"UPDATE {table} SET valid_to = %s WHERE {key} = %s AND valid_to = %s",
-                (instant, str(event.originator_id), OPEN),
+                (instant, release_id, OPEN),
             )
+        self._states.pop(release_id, None)
 
+    def _current(self, cursor: Cursor, release_id: str) -> Row:
+        row = self._states.get(release_id)
+        if row is None:
+            row = cursor.execute(
+                f"SELECT * FROM {RELEASES} WHERE id = %s AND valid_to = %s", (release_id, OPEN)
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"Release {release_id} changed while it did not exist.")
+        self._states[release_id] = row
+        return row
 
-def _current(cursor: Cursor, release_id: str) -> Row:
-    row = cursor.execute(
-        f"SELECT * FROM {RELEASES} WHERE id = %s AND valid_to = %s", (release_id, OPEN)
-    ).fetchone()
-    if row is None:
-        raise LookupError(f"Release {release_id} changed while it did not exist.")
-    return row
-
-
-def _instant(cursor: Cursor, event: Any, position: int) -> int:
-    """Return the instant at which an event of a release takes effect, and remember it."""
-    release_id = str(event.originator_id)
-    timestamp = to_micros(event.timestamp)
-    request_id = event.cause.request_id
-    clock = cursor.execute(
-        f"SELECT position, request_id, instant FROM {CLOCKS} WHERE release_id = %s",
-        (release_id,),
-    ).fetchone()
-    if clock is None:
-        instant = timestamp
-        cursor.execute(
-            f"INSERT INTO {CLOCKS} (release_id, position, request_id, instant)"
-            " VALUES (%s, %s, %s, %s)",
-            (release_id, position, request_id, instant),
-        )
+    def _instant(self, cursor: Cursor, event: Any, position: int) -> int:
+        """Return the instant at which an event of a release takes effect, and remember it."""
+        release_id = str(event.originator_id)
+        timestamp = to_micros(event.timestamp)
+        request_id = event.cause.request_id
+        clock = self._clocks.get(release_id)
+        if clock is None:
+            clock = cursor.execute(
+                f"SELECT position, request_id, instant FROM {CLOCKS} WHERE release_id = %s",
+                (release_id,),
+            ).fetchone()
+        if clock is None:
+            instant = timestamp
+            cursor.execute(
+                f"INSERT INTO {CLOCKS} (release_id, position, request_id, instant)"
+                " VALUES (%s, %s, %s, %s)",
+                (release_id, position, request_id, instant),
+            )
+        else:
+            same_command = (
+                request_id is not None
+                and clock["request_id"] == request_id
+                and clock["position"] == position - 1
+                and timestamp - clock["instant"] < SAME_COMMAND_MICROS
+            )
+            instant = clock["instant"] if same_command else max(timestamp, clock["instant"])
+            cursor.execute(
+                f"UPDATE {CLOCKS} SET position = %s, request_id = %s, instant = %s"
+                " WHERE release_id = %s",
+                (position, request_id, instant, release_id),
+            )
+        self._clocks[release_id] = {
+            "position": position, "request_id": request_id, "instant": instant,
+        }
         return instant
-    same_command = (
-        request_id is not None
-        and clock["request_id"] == request_id
-        and clock["position"] == position - 1
-        and timestamp - clock["instant"] < SAME_COMMAND_MICROS
-    )
-    instant = clock["instant"] if same_command else max(timestamp, clock["instant"])
-    cursor.execute(
-        f"UPDATE {CLOCKS} SET position = %s, request_id = %s, instant = %s"
-        " WHERE release_id = %s",
-        (position, request_id, instant, release_id),
-    )
-    return instant
 
-
-def _insert(cursor: Cursor, state: Row, revision: int, instant: int) -> None:
-    values = [state[column] for column in STATE_COLUMNS] + [revision, instant, OPEN]
-    cursor.execute(
-        f"INSERT INTO {RELEASES} ({', '.join(COLUMNS)})"
-        f" VALUES ({', '.join(['%s'] * len(COLUMNS))})",
-        values,
-    )
+    def _insert(self, cursor: Cursor, state: Row, revision: int, instant: int) -> None:
+        values = [state[column] for column in STATE_COLUMNS] + [revision, instant, OPEN]
+        cursor.execute(
+            f"INSERT INTO {RELEASES} ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})",
+            values,
+        )
+        self._states[state["id"]] = dict(zip(COLUMNS, values, strict=True))
 
 
 class ReleasesAt:
