@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import singledispatchmethod
 
 import pytest
 from eventsourcing.domain import DomainEvent
 
+from domain.application import ReleaseChanges
+from domain.directory import Project
 from projections.database import Cursor
 from projections.projection import Projection
 from projections.projector import FAILED, LIVE, POSITIONS_TABLE, Projector
+from projections.registry import all_projections
 from tests.builders import CAUSE
+from tests.rebuild import rebuild, table_contents
 
 
 class RowPerEvent(Projection):
@@ -117,3 +122,36 @@ def test_read_catches_up_current_models(services, world):
 
     assert "shared-0" in {team["slug"] for team in teams}
     assert set(services.projector.positions().values()) == {services.projector.head()}
+
+
+def release_events(services, world, version: str) -> None:
+    ledger = services.ledger
+    org_id = ledger.get_organization(world.org).id
+    web = Project.create_id(org_id, "web")
+    ledger.create_release(org_id, version, ReleaseChanges(project_ids=[web]), CAUSE)
+    ledger.update_release(org_id, version, ReleaseChanges(
+        date_released=datetime(2024, 5, 1, tzinfo=UTC)), CAUSE)
+    ledger.record_deploy(org_id, version, {
+        "environment": "production", "name": None, "url": None, "date_started": None,
+        "date_finished": datetime(2024, 5, 2, tzinfo=UTC),
+    }, [], CAUSE)
+
+
+def test_batch_caches_do_not_outlive_batch(services, world, tmp_path):
+    # Two projectors stand for two processes taking turns on the same read
+    # models; each keeps its own projection instances and their caches.
+    first = Projector(services.ledger, services.database, all_projections(), batch_size=2)
+    second = Projector(services.ledger, services.database, all_projections(), batch_size=3)
+    org_id = services.ledger.get_organization(world.org).id
+    for round_number in range(3):
+        version = f"1.{round_number}"
+        release_events(services, world, version)
+        first.catch_up()
+        services.ledger.delete_release(org_id, version, CAUSE)
+        release_events(services, world, version)
+        second.catch_up()
+        services.ledger.update_release(org_id, version, ReleaseChanges(
+            date_released=datetime(2024, 6, 1, tzinfo=UTC)), CAUSE)
+        first.catch_up()
+
+    assert table_contents(services.database) == table_contents(rebuild(services, tmp_path))
