@@ -37,7 +37,7 @@ RELEASE_PROJECTS = "delivery_v1_release_projects"
 COMMITS = "delivery_v1_commits"
 DEPLOYS = "delivery_v1_deploys"
 LEAD_TIMES = "delivery_v1_lead_times"
-CHANGED_COMMITS = "delivery_v1_changed_commits"
+CHANGED_COMMITS = "delivery_v1_changed"
 
 
 class DeliveryProjection(Projection):
@@ -80,13 +80,23 @@ class DeliveryProjection(Projection):
             f"CREATE INDEX IF NOT EXISTS {LEAD_TIMES}_deployed"
             f" ON {LEAD_TIMES} (org_id, deployed_at)"
         ),
-        # Scratch rows of the commits one event touches; empty between events.
+        # Scratch rows of the commits one event touches, keyed by the event's
+        # position, and empty between events. Reaching them through the key
+        # skips the rows that earlier events deleted, which stay in the table
+        # as dead rows until it is vacuumed.
         (
-            f"CREATE TABLE IF NOT EXISTS {CHANGED_COMMITS} (org_id TEXT NOT NULL,"
-            " repository TEXT NOT NULL, commit_id TEXT NOT NULL,"
-            " PRIMARY KEY (org_id, repository, commit_id))"
+            f"CREATE TABLE IF NOT EXISTS {CHANGED_COMMITS} (position BIGINT NOT NULL,"
+            " org_id TEXT NOT NULL, repository TEXT NOT NULL, commit_id TEXT NOT NULL,"
+            " PRIMARY KEY (position, org_id, repository, commit_id))"
         ),
     )
+
+    def __init__(self) -> None:
+        # The organization of each release this batch touched; it never changes.
+        self._org_ids: dict[str, str] = {}
+
+    def begin_batch(self) -> None:
+        self._org_ids.clear()
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -100,11 +110,12 @@ class DeliveryProjection(Projection):
             (str(event.originator_id), str(event.org_id), False, to_micros(event.timestamp),
              None),
         )
+        self._org_ids[str(event.originator_id)] = str(event.org_id)
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
-        self._remove_lifetime(cursor, release_id)
+        self._remove_lifetime(cursor, release_id, position)
         cursor.execute(
             f"UPDATE {RELEASES} SET deleted = %s, created_at = %s, released_at = %s"
             " WHERE id = %s",
@@ -114,7 +125,7 @@ class DeliveryProjection(Projection):
     @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
-        self._remove_lifetime(cursor, release_id)
+        self._remove_lifetime(cursor, release_id, position)
         cursor.execute(
             f"UPDATE {RELEASES} SET deleted = %s, released_at = %s WHERE id = %s",
             (True, None, release_id),
@@ -138,7 +149,7 @@ class DeliveryProjection(Projection):
     def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         org_id = self._org_id(cursor, release_id)
-        self._mark_changed(cursor, release_id)
+        self._mark_changed(cursor, release_id, position)
         cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
         cursor.executemany(
             f"INSERT INTO {COMMITS} (release_id, org_id, repository, commit_id, committed_at)"
@@ -146,8 +157,8 @@ class DeliveryProjection(Projection):
             [(release_id, org_id, repository, commit_id, committed_at)
              for (repository, commit_id), committed_at in _commit_times(event.commits).items()],
         )
-        self._mark_changed(cursor, release_id)
-        self._recompute_lead_times(cursor)
+        self._mark_changed(cursor, release_id, position)
+        self._recompute_lead_times(cursor, position)
 
     @apply.register
     def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
@@ -160,40 +171,45 @@ class DeliveryProjection(Projection):
               to_micros(event.date_finished))
              for project_id in dict.fromkeys(event.project_ids)],
         )
-        self._mark_changed(cursor, release_id)
-        self._recompute_lead_times(cursor)
+        self._mark_changed(cursor, release_id, position)
+        self._recompute_lead_times(cursor, position)
 
-    @staticmethod
-    def _org_id(cursor: Cursor, release_id: str) -> str:
+    def _org_id(self, cursor: Cursor, release_id: str) -> str:
+        org_id = self._org_ids.get(release_id)
+        if org_id is not None:
+            return org_id
         row = cursor.execute(
             f"SELECT org_id FROM {RELEASES} WHERE id = %s", (release_id,)
         ).fetchone()
         if row is None:
             raise LookupError(f"Release {release_id} changed before its creation.")
+        self._org_ids[release_id] = row["org_id"]
         return row["org_id"]
 
-    def _remove_lifetime(self, cursor: Cursor, release_id: str) -> None:
+    def _remove_lifetime(self, cursor: Cursor, release_id: str, position: int) -> None:
         """Remove the commits, deploys and projects of the release's ending lifetime."""
-        self._mark_changed(cursor, release_id)
+        self._mark_changed(cursor, release_id, position)
         for table in (COMMITS, DEPLOYS, RELEASE_PROJECTS):
             cursor.execute(f"DELETE FROM {table} WHERE release_id = %s", (release_id,))
-        self._recompute_lead_times(cursor)
+        self._recompute_lead_times(cursor, position)
 
     @staticmethod
-    def _mark_changed(cursor: Cursor, release_id: str) -> None:
+    def _mark_changed(cursor: Cursor, release_id: str, position: int) -> None:
         cursor.execute(
-            f"INSERT INTO {CHANGED_COMMITS} (org_id, repository, commit_id)"
-            f" SELECT org_id, repository, commit_id FROM {COMMITS} WHERE release_id = %s"
+            f"INSERT INTO {CHANGED_COMMITS} (position, org_id, repository, commit_id)"
+            f" SELECT %s, org_id, repository, commit_id FROM {COMMITS} WHERE release_id = %s"
             " ON CONFLICT DO NOTHING",
-            (release_id,),
+            (position, release_id),
         )
 
     @staticmethod
-    def _recompute_lead_times(cursor: Cursor) -> None:
+    def _recompute_lead_times(cursor: Cursor, position: int) -> None:
         """Derive the lead times of the changed commits again from commits and deploys."""
         cursor.execute(
             f"DELETE FROM {LEAD_TIMES} WHERE (org_id, repository, commit_id) IN"
-            f" (SELECT org_id, repository, commit_id FROM {CHANGED_COMMITS})"
+            f" (SELECT org_id, repository, commit_id FROM {CHANGED_COMMITS}"
+            " WHERE position = %s)",
+            (position,),
         )
         cursor.execute(
             f"INSERT INTO {LEAD_TIMES} (org_id, repository, commit_id, project_id, environment,"
@@ -204,10 +220,11 @@ class DeliveryProjection(Projection):
             f" JOIN {COMMITS} c ON c.org_id = changed.org_id"
             " AND c.repository = changed.repository AND c.commit_id = changed.commit_id"
             f" JOIN {DEPLOYS} d ON d.release_id = c.release_id"
-            " WHERE c.committed_at IS NOT NULL"
-            " GROUP BY c.org_id, c.repository, c.commit_id, d.project_id, d.environment"
+            " WHERE changed.position = %s AND c.committed_at IS NOT NULL"
+            " GROUP BY c.org_id, c.repository, c.commit_id, d.project_id, d.environment",
+            (position,),
         )
-        cursor.execute(f"DELETE FROM {CHANGED_COMMITS}")
+        cursor.execute(f"DELETE FROM {CHANGED_COMMITS} WHERE position = %s", (position,))
 
 
 def _commit_times(commits: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int | None]:

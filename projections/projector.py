@@ -41,6 +41,11 @@ DEFAULT_BATCH_SIZE = 1000
 # tables are refreshed: the first catch-up of a 1,000,000-event ledger left
 # them so stale that listing releases scanned all of them (1.1 s a page).
 ANALYZE_AFTER_EVENTS = 10_000
+# During a long catch-up the statistics are also refreshed each time a read
+# model's applied events double from this count. Plans made while its tables
+# were nearly empty scan them whole, and psycopg keeps such plans in prepared
+# statements: a replay of delivery_v1 slowed down as its tables grew.
+ANALYZE_DURING_FROM_EVENTS = 1000
 
 
 class CatchUpTimeoutError(TimeoutError):
@@ -172,6 +177,7 @@ class Projector:
         positions = self.positions() if positions is None else dict(positions)
         behind = [p for p in chosen if positions.get(p.name, 0) < target]
         applied: dict[str, int] = dict.fromkeys((p.name for p in behind), 0)
+        next_analyze = dict.fromkeys(applied, ANALYZE_DURING_FROM_EVENTS)
         failures: list[Exception] = []
         while behind:
             if before_batch is not None:
@@ -199,6 +205,10 @@ class Projector:
                 applied[name] += count
                 positions[name] = position
             behind = [p for p in behind if positions[p.name] < target]
+            for projection in behind:
+                if applied[projection.name] >= next_analyze[projection.name]:
+                    self._analyze(projection)
+                    next_analyze[projection.name] *= 2
         for projection in chosen:
             if applied.get(projection.name, 0) >= ANALYZE_AFTER_EVENTS:
                 self._analyze(projection)
