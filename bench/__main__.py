@@ -46,13 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     context = {"scale": scale.name, "tiers": scale.tiers, "commit_counts": scale.commit_counts,
                "machine": environment_summary(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                           time.gmtime())}
+    results: list[dict[str, object]] = []
     with Bench(scale, args.database_url) as bench:
         context["machine"]["postgresql"] = _server_version(args.database_url)
-        results = [measure(bench, figure) for figure in figures]
+        for figure in figures:
+            results.append(measure(bench, figure))
+            # Written after every figure, so a run stopped early keeps what it measured.
+            write_json(args.output, results, {**context, "complete": False})
         context["datasets"] = bench.notes
     context["seconds"] = round(time.perf_counter() - started, 1)
     context["machine"]["load_average_after"] = environment_summary()["load_average"]
-    write_json(args.output, results, context)
+    write_json(args.output, results, {**context, "complete": True})
     print(table(results))
     print(f"\n{len(results)} figures in {context['seconds']:.0f} s; {args.output} written.")
     for note in context["datasets"]:

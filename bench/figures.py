@@ -423,8 +423,10 @@ def put_commits(bench: Bench, tier: str, run: int) -> dict[str, Any]:
         dataset = bench.write_dataset()
         # A fresh worker for each PUT, so that memory freed by an earlier,
         # larger PUT does not hide this one's growth.
-        server = bench.service(dataset, workers=1, LEDGER_MAX_BODY_BYTES=str(256 * 1024 * 1024),
-                               WEB_TIMEOUT="600", BENCH_MEASUREMENT=f"commits-{tier}-{run}")
+        limit = str(256 * 1024 * 1024)
+        server = bench.service(dataset, workers=1, LEDGER_MAX_BODY_BYTES=limit,
+                               LEDGER_MAX_RELEASE_BODY_BYTES=limit, WEB_TIMEOUT="600",
+                               BENCH_MEASUREMENT=f"commits-{tier}-{run}")
         plan = {
             "port": server.port,
             "scenario": "commits",

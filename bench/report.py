@@ -29,7 +29,13 @@ def measure(bench: Bench, figure: Figure) -> dict[str, Any]:
                 "status": f"not measured: needs {figure.needs}"}
     started = time.perf_counter()
     runs = figure.runs or bench.scale.runs
-    samples = [figure.measure(bench, run) for run in range(runs)]
+    try:
+        samples = [figure.measure(bench, run) for run in range(runs)]
+    except Exception as error:
+        # One failed figure must not cost the figures measured before it.
+        logger.exception("%s failed", figure.name)
+        return {**result, "value": None, "baseline": None, "ratio": None, "met": None,
+                "status": f"failed: {type(error).__name__}: {error}"}
     values = [sample.value for sample in samples]
     baselines = [sample.baseline for sample in samples if sample.baseline is not None]
     ratios = [sample.ratio for sample in samples if sample.ratio is not None]

@@ -356,12 +356,17 @@ class ReleasesAt:
             conditions.append("r.version_lower LIKE %s ESCAPE '!'")
             params.append(_like_prefix(prefix.lower()))
         order = "DESC"
+        # The redundant bound on sort_key lets the index seek to the cursor.
         if after is not None:
-            conditions.append("(r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))")
-            params.extend([after[0], after[0], after[1]])
+            conditions.append(
+                "r.sort_key <= %s AND (r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))"
+            )
+            params.extend([after[0], after[0], after[0], after[1]])
         elif before is not None:
-            conditions.append("(r.sort_key > %s OR (r.sort_key = %s AND r.public_id > %s))")
-            params.extend([before[0], before[0], before[1]])
+            conditions.append(
+                "r.sort_key >= %s AND (r.sort_key > %s OR (r.sort_key = %s AND r.public_id > %s))"
+            )
+            params.extend([before[0], before[0], before[0], before[1]])
             order = "ASC"
         params.append(limit)
         rows = self.cursor.execute(
