@@ -92,7 +92,7 @@ class DeliveryProjection(Projection):
     )
 
     def __init__(self) -> None:
-        # The organization of each release this batch touched; it never changes.
+        # The organization of each release this batch touched. It never changes.
         self._org_ids: dict[str, str] = {}
 
     def begin_batch(self) -> None:
