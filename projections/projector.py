@@ -191,8 +191,9 @@ class Projector:
             except LockTimeoutError:
                 raise self._timeout(behind, positions, target) from None
             except Exception as error:
-                if is_unavailable(self.database, error) or len(behind) == 1:
-                    if len(behind) == 1 and not is_unavailable(self.database, error):
+                unavailable = is_unavailable(self.database, error)
+                if unavailable or len(behind) == 1:
+                    if not unavailable:
                         record_failure(self.database, behind[0].name, error)
                     raise
                 try:
@@ -273,9 +274,10 @@ class Projector:
         database's write lock, and an append waiting for it keeps the
         event store's only writer connection.
 
-        The transaction locks the models in the order of their names, so
-        callers with overlapping sets never wait for each other in a
-        cycle, and re-reads their positions under the locks. Each model
+        The transaction locks the models in the order of their names, as
+        every caller of this method does, so two calls with overlapping
+        sets cannot wait for each other in a cycle. It re-reads the
+        positions under the locks. Each model
         receives only the events past its own position. A model found
         behind `after` is left for a later batch. Returns each model's
         count of applied events and position.

@@ -112,7 +112,7 @@ def test_check_current_detects_new_event(services, world):
     assert positions == dict.fromkeys(names, head)
 
 
-def test_read_catches_up_current_models(services, world):
+def test_read_sees_write_after_catch_up(services, world):
     services.projector.catch_up()
     add_events(services, world, 1)
     org_id = str(services.ledger.get_organization(world.org).id)
