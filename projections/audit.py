@@ -34,12 +34,19 @@ from projections.event_data import (
     event_type,
     referenced_ids,
 )
-from projections.projection import Projection, to_json, to_micros, to_text
+from projections.projection import PendingRows, Projection, to_json, to_micros, to_text
 
 EVENTS = "audit_v1_events"
 EVENT_PROJECTS = "audit_v1_event_projects"
 SUBJECTS = "audit_v1_subjects"
 RELEASE_PROJECTS = "audit_v1_release_projects"
+# Subjects other than releases kept across batches; the cache starts over when full.
+MAX_STORED_SUBJECTS = 10_000
+EVENT_COLUMNS = (
+    "position", "org_id", "subject_id", "subject_kind", "subject_public_id", "subject_name",
+    "sequence", "type", "lifetime", "version", "actor_type", "actor_id", "actor_email",
+    "actor_email_lower", "request_id", "date_created", "date_micros", "data",
+)
 # Fields that name a new aggregate of a kind without its own handler, in order of preference.
 NAME_FIELDS = ("slug", "version_str", "name", "email", "label", "environment")
 
@@ -85,9 +92,31 @@ class AuditProjection(Projection):
         # The subjects this batch has read or written, so that most events
         # of a batch name their aggregate without a query.
         self._subjects: dict[str, Subject] = {}
+        # The projects of each release whose lifetime began in this batch;
+        # other releases' projects are read by the statements that need them.
+        self._linked: dict[str, list[str]] = {}
+        # This batch's positions of each release lifetime, as (release id, lifetime).
+        self._lifetimes: dict[tuple[str, int], list[int]] = {}
+        # Subjects other than releases read from the database. They never
+        # change once committed, so they are kept across batches, up to a bound.
+        self._stored: dict[str, Subject] = {}
+        self._new_subjects = PendingRows(SUBJECTS, ("id", "kind", "org_id", "public_id", "name"))
+        self._new_events = PendingRows(EVENTS, EVENT_COLUMNS)
+        self._new_event_projects = PendingRows(EVENT_PROJECTS, ("project_id", "position"))
+        self._new_links = PendingRows(RELEASE_PROJECTS, ("release_id", "project_id"))
 
     def begin_batch(self) -> None:
         self._subjects.clear()
+        self._linked.clear()
+        self._lifetimes.clear()
+        for pending in (self._new_subjects, self._new_events, self._new_event_projects,
+                        self._new_links):
+            pending.clear()
+
+    def end_batch(self, cursor: Cursor) -> None:
+        for pending in (self._new_subjects, self._new_events, self._new_event_projects,
+                        self._new_links):
+            pending.flush(cursor)
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -126,39 +155,61 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
+        self._linked[str(event.originator_id)] = []
         self._create(event, cursor, position, str(event.org_id), event.version_str)
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         # A new lifetime gets a new public id, as the release list shows it.
+        # The subject's row may still be held back, so it is written first.
+        self._new_subjects.flush(cursor)
         cursor.execute(f"UPDATE {SUBJECTS} SET public_id = %s WHERE id = %s",
                        (position, release_id))
         self._subjects.pop(release_id, None)
+        self._new_links.flush(cursor)
         cursor.execute(f"DELETE FROM {RELEASE_PROJECTS} WHERE release_id = %s", (release_id,))
+        self._linked[release_id] = []
         self._record_known(event, cursor, position)
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         subject = self._record_known(event, cursor, position)
+        # The release's earlier events of this lifetime concern the project
+        # too: those of this batch are held back, earlier ones are stored.
+        held_back = self._lifetimes.get((release_id, subject.public_id), [])
+        stored_before = held_back[0] if held_back else position
+        linked = self._linked.get(release_id)
         for project_id in map(str, event.project_ids):
-            cursor.execute(
-                f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
-                (release_id, project_id),
-            )
-            cursor.execute(
-                f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
-                f" SELECT %s, position FROM {EVENTS} WHERE subject_id = %s AND lifetime = %s"
-                " ON CONFLICT (project_id, position) DO NOTHING",
-                (project_id, release_id, subject.public_id),
-            )
+            # The links of a release whose lifetime began in this batch are
+            # held back, because its later events read them from `_linked`.
+            if linked is None:
+                cursor.execute(
+                    f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
+                    (release_id, project_id),
+                )
+            else:
+                self._new_links.add(release_id, project_id)
+                linked.append(project_id)
+            for event_position in held_back:
+                self._new_event_projects.add(project_id, event_position)
+            if not held_back or stored_before > subject.public_id:
+                cursor.execute(
+                    f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
+                    f" SELECT %s, position FROM {EVENTS}"
+                    " WHERE subject_id = %s AND lifetime = %s AND position < %s"
+                    " ON CONFLICT (project_id, position) DO NOTHING",
+                    (project_id, release_id, subject.public_id, stored_before),
+                )
 
     @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         self._record_known(event, cursor, position)
+        self._new_links.flush(cursor)
         cursor.execute(f"DELETE FROM {RELEASE_PROJECTS} WHERE release_id = %s", (release_id,))
+        self._linked[release_id] = []
 
     def _record_known(self, event: DomainEvent, cursor: Cursor, position: int) -> Subject:
         """Record an event of an aggregate created earlier and return its subject."""
@@ -189,11 +240,8 @@ class AuditProjection(Projection):
         self, event: DomainEvent, cursor: Cursor, position: int, org_id: str | None, name: str
     ) -> None:
         subject = Subject(str(event.originator_id), aggregate_kind(event), org_id, position, name)
-        cursor.execute(
-            f"INSERT INTO {SUBJECTS} (id, kind, org_id, public_id, name)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (subject.id, subject.kind, subject.org_id, subject.public_id, subject.name),
-        )
+        self._new_subjects.add(subject.id, subject.kind, subject.org_id, subject.public_id,
+                               subject.name)
         self._subjects[subject.id] = subject
         self._record(event, cursor, position, subject)
 
@@ -204,52 +252,65 @@ class AuditProjection(Projection):
         public_ids = self._public_ids(cursor, referenced_ids(fields))
         cause = getattr(event, "cause", None) or Cause("system")
         is_release = subject.kind == "release"
-        cursor.execute(
-            f"INSERT INTO {EVENTS} (position, org_id, subject_id, subject_kind,"
-            " subject_public_id, subject_name, sequence, type, lifetime, version, actor_type,"
-            " actor_id, actor_email, actor_email_lower, request_id, date_created, date_micros,"
-            " data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s)",
-            (position, subject.org_id, subject.id, subject.kind, subject.public_id, subject.name,
-             event.originator_version, event_type(event),
-             subject.public_id if is_release else None, subject.name if is_release else None,
-             cause.actor_type, cause.actor_id, cause.actor_email,
-             cause.actor_email.lower() if cause.actor_email else None, cause.request_id,
-             to_text(event.timestamp), to_micros(event.timestamp),
-             to_json(event_data(fields, public_ids))),
+        self._new_events.add(
+            position, subject.org_id, subject.id, subject.kind, subject.public_id, subject.name,
+            event.originator_version, event_type(event),
+            subject.public_id if is_release else None, subject.name if is_release else None,
+            cause.actor_type, cause.actor_id, cause.actor_email,
+            cause.actor_email.lower() if cause.actor_email else None, cause.request_id,
+            to_text(event.timestamp), to_micros(event.timestamp),
+            to_json(event_data(fields, public_ids)),
         )
         if is_release:
-            cursor.execute(
-                f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
-                f" SELECT project_id, %s FROM {RELEASE_PROJECTS} WHERE release_id = %s",
-                (position, subject.id),
-            )
+            self._lifetimes.setdefault((subject.id, subject.public_id), []).append(position)
+            linked = self._linked.get(subject.id)
+            if linked is None:
+                cursor.execute(
+                    f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
+                    f" SELECT project_id, %s FROM {RELEASE_PROJECTS} WHERE release_id = %s",
+                    (position, subject.id),
+                )
+            for project_id in linked or ():
+                self._new_event_projects.add(project_id, position)
         elif subject.kind == "project":
-            cursor.execute(
-                f"INSERT INTO {EVENT_PROJECTS} (project_id, position) VALUES (%s, %s)",
-                (subject.id, position),
-            )
+            self._new_event_projects.add(subject.id, position)
 
     def _subject(self, cursor: Cursor, subject_id: str) -> Subject | None:
-        subject = self._subjects.get(subject_id)
+        subject = self._subjects.get(subject_id) or self._stored.get(subject_id)
         if subject is not None:
             return subject
         row = cursor.execute(f"SELECT * FROM {SUBJECTS} WHERE id = %s", (subject_id,)).fetchone()
-        if row is None:
-            return None
-        subject = self._subjects[subject_id] = Subject(**row)
-        return subject
+        return None if row is None else self._remember(row)
 
     def _public_ids(self, cursor: Cursor, subject_ids: set[str]) -> dict[str, str]:
-        missing = sorted(subject_ids - self._subjects.keys())
+        known: dict[str, Subject] = {}
+        for subject_id in subject_ids:
+            subject = self._subjects.get(subject_id) or self._stored.get(subject_id)
+            if subject is not None:
+                known[subject_id] = subject
+        missing = sorted(subject_ids - known.keys())
         if missing:
             marks = ", ".join(["%s"] * len(missing))
             rows = cursor.execute(f"SELECT * FROM {SUBJECTS} WHERE id IN ({marks})",
                                   tuple(missing)).fetchall()
             for row in rows:
-                self._subjects[row["id"]] = Subject(**row)
-        return {subject_id: str(self._subjects[subject_id].public_id)
-                for subject_id in subject_ids if subject_id in self._subjects}
+                known[row["id"]] = self._remember(row)
+        return {subject_id: str(subject.public_id) for subject_id, subject in known.items()}
+
+    def _remember(self, row: Row) -> Subject:
+        """Cache a subject read from the database: for this batch, or longer unless a release.
+
+        A release's public id changes when it is recreated; other subjects
+        never change, and a read row was committed, so it stays true.
+        """
+        subject = Subject(**row)
+        if subject.kind == "release":
+            self._subjects[subject.id] = subject
+        else:
+            if len(self._stored) >= MAX_STORED_SUBJECTS:
+                self._stored.clear()
+            self._stored[subject.id] = subject
+        return subject
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -25,9 +26,12 @@ COMMON_FIELDS = frozenset(
     {"originator_id", "originator_version", "originator_topic", "timestamp", "cause"}
 )
 RENAMED_FIELDS = {"version_str": "version", "org_id": "organization"}
+# Values served as they are, checked first because most values are of these types.
+_PLAIN = frozenset({str, int, float, bool})
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@cache
 def is_secret(field: str) -> bool:
     """Tell whether a field contains a secret or a value that works like one.
 
@@ -43,14 +47,25 @@ def snake_case(name: str) -> str:
 
 def aggregate_kind(event: DomainEvent) -> str:
     """Return the snake-case name of the aggregate class that recorded `event`."""
-    return snake_case(type(event).__qualname__.split(".")[0])
+    return _kind_name(type(event))
+
+
+@cache
+def _kind_name(event_class: type) -> str:
+    return snake_case(event_class.__qualname__.split(".")[0])
 
 
 def event_type(event: DomainEvent) -> str:
-    aggregate, _, name = type(event).__qualname__.rpartition(".")
+    return _type_name(type(event))
+
+
+@cache
+def _type_name(event_class: type) -> str:
+    aggregate, _, name = event_class.__qualname__.rpartition(".")
     return f"{snake_case(aggregate.split('.')[0])}.{snake_case(name)}"
 
 
+@cache
 def api_name(field: str) -> str:
     """Return the API name of an event field: `owner_id` is `owner`, `project_ids` `projects`."""
     if field in RENAMED_FIELDS:
@@ -72,6 +87,7 @@ def event_fields(event: DomainEvent) -> dict[str, Any]:
     }
 
 
+@cache
 def is_reference(field: str) -> bool:
     return field.endswith(("_id", "_ids"))
 
@@ -88,6 +104,8 @@ def referenced_ids(fields: Mapping[str, Any]) -> set[str]:
 
 def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False) -> Any:
     """Return a field value as JSON data: public ids, RFC 3339 datetimes, API names."""
+    if not reference and (value is None or type(value) in _PLAIN):
+        return value
     if reference and isinstance(value, (UUID, str)):
         return public_ids.get(str(value), str(value))
     if isinstance(value, UUID):

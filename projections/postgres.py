@@ -6,7 +6,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -28,10 +28,23 @@ SESSION_LOCK_PREFIX = "session:"
 # handed out.
 CHECK_AFTER_IDLE_SECONDS = 1.0
 
+# From this many rows on, `copy_rows` leaves pipeline mode for a COPY stream.
+COPY_FROM_ROWS = 64
+
 
 class PostgresCursor(Cursor):
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+    """A psycopg cursor, in pipeline mode for the write transactions that ask for it.
+
+    In pipeline mode statements are sent without waiting for their
+    results. COPY cannot run there, so a large `copy_rows` leaves pipeline
+    mode for its stream and enters it again afterwards.
+    """
+
+    def __init__(self, cursor: psycopg.Cursor[Any], *, pipelined: bool = False) -> None:
         self._cursor = cursor
+        self._pipeline: AbstractContextManager[Any] | None = None
+        if pipelined:
+            self._enter_pipeline()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> PostgresCursor:
         self._cursor.execute(statement, tuple(params))  # type: ignore[arg-type]
@@ -41,19 +54,30 @@ class PostgresCursor(Cursor):
         self._cursor.executemany(statement, rows)  # type: ignore[arg-type]
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Insert many rows in one stream instead of waiting for each statement.
+        """Insert many rows in one COPY stream, or a few in pipelined INSERTs.
 
-        COPY cannot run in pipeline mode, where write transactions run; there
-        executemany already sends every row without waiting for results.
+        COPY takes a few microseconds per row where an INSERT takes over
+        ten, but leaving pipeline mode for it waits for the results of the
+        statements sent before, so a handful of rows go as INSERTs.
         """
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
-        if self._cursor.connection.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF:
-            insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                sql.Identifier(table), names, sql.SQL(", ").join([sql.Placeholder()] * len(columns))
-            )
-            self._cursor.executemany(insert, list(rows))
+        if self._pipeline is not None:
+            rows = list(rows)
+            if len(rows) < COPY_FROM_ROWS:
+                insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                    sql.Identifier(table), names,
+                    sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+                )
+                self._cursor.executemany(insert, rows)
+                return
+            self.leave_pipeline()
+            self._copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names),
+                       rows)
+            self._enter_pipeline()
             return
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+        self._copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names), rows)
+
+    def _copy(self, statement: sql.Composed, rows: Iterable[Sequence[Any]]) -> None:
         with self._cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -63,6 +87,27 @@ class PostgresCursor(Cursor):
 
     def fetchall(self) -> list[Row]:
         return self._cursor.fetchall()
+
+    def _enter_pipeline(self) -> None:
+        pipeline = self._cursor.connection.pipeline()
+        pipeline.__enter__()
+        self._pipeline = pipeline
+
+    def leave_pipeline(self, error: BaseException | None = None) -> None:
+        """Wait for the results of every statement sent; raise the first error among them.
+
+        With `error`, the transaction is failing already: results are
+        discarded and nothing is raised.
+        """
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        if error is None:
+            pipeline.__exit__(None, None, None)
+            return
+        # The transaction's own error is the one to raise.
+        with suppress(Exception):
+            pipeline.__exit__(type(error), error, error.__traceback__)
 
 
 class IdleCheck:
@@ -144,13 +189,18 @@ class PostgresDatabase(Database):
                 # All queries of a read query one committed snapshot. Putting
                 # that into the BEGIN statement saves a round trip.
                 _characterize(connection, read_only=not write)
-                batched = connection.pipeline() if write and pipeline else nullcontext()
-                with batched, connection.transaction(), connection.cursor() as cursor:
-                    if lock_timeout is not None:
-                        cursor.execute(
-                            f"SET LOCAL lock_timeout = {max(int(lock_timeout * 1000), 1)}"
-                        )
-                    yield PostgresCursor(cursor)
+                with connection.transaction(), connection.cursor() as raw:
+                    cursor = PostgresCursor(raw, pipelined=write and pipeline)
+                    try:
+                        if lock_timeout is not None:
+                            cursor.execute(
+                                f"SET LOCAL lock_timeout = {max(int(lock_timeout * 1000), 1)}"
+                            )
+                        yield cursor
+                    except BaseException as error:
+                        cursor.leave_pipeline(error)
+                        raise
+                    cursor.leave_pipeline()
         except psycopg.errors.LockNotAvailable as error:
             raise LockTimeoutError(f"Lock wait exceeded {lock_timeout} s.") from error
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import singledispatchmethod
 from typing import Any, ClassVar
@@ -47,6 +48,39 @@ class Projection:
         read model's lock. Another process may change them once the lock
         is released, and a rolled-back batch never wrote them.
         """
+
+    def end_batch(self, cursor: Cursor) -> None:
+        """Write what the batch's handlers held back. The projector calls it after the last event.
+
+        It runs in the batch's transaction, before the read model's new
+        position is recorded, so rows held back are committed with it.
+        """
+
+
+class PendingRows:
+    """Rows to append to one table, held until the end of the batch and sent in one stream.
+
+    Sending a batch's rows together costs a few microseconds per row
+    where one INSERT per row costs over ten. Only tables whose rows are
+    never updated, read or deleted by a later event of the same batch
+    may be held back, unless the handler reads `rows` as well.
+    """
+
+    def __init__(self, table: str, columns: Sequence[str]) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, *row: Any) -> None:
+        self.rows.append(row)
+
+    def flush(self, cursor: Cursor) -> None:
+        if self.rows:
+            cursor.copy_rows(self.table, self.columns, self.rows)
+            self.rows = []
+
+    def clear(self) -> None:
+        self.rows = []
 
 
 def to_micros(value: datetime | None) -> int | None:

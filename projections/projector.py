@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache, singledispatchmethod
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
@@ -308,6 +310,8 @@ class Projector:
                     if notification.id > positions[projection.name]:
                         apply_event(projection, cursor, event, notification)
                         counts[projection.name] += 1
+            for projection in active:
+                end_batch(projection, cursor, after, end)
             now = _now()
             for projection in active:
                 positions[projection.name] = end
@@ -353,18 +357,45 @@ def decode(ledger: Application, notification: Notification) -> DomainEvent:
         raise
 
 
+def end_batch(projection: Projection, cursor: Cursor, after: int, end: int) -> None:
+    """Let a read model write what it held back; a failure names the model and the batch."""
+    try:
+        projection.end_batch(cursor)
+    except Exception as error:
+        error.add_note(
+            f"Read model {projection.name} failed writing the batch of ledger positions"
+            f" {after + 1} to {end}."
+        )
+        raise
+
+
 def apply_event(
     projection: Projection, cursor: Cursor, event: DomainEvent, notification: Notification
 ) -> None:
     """Apply one decoded event; a failure names the read model and position."""
     try:
-        projection.apply(event, cursor, notification.id)
+        handler(type(projection), type(event))(projection, event, cursor, notification.id)
     except Exception as error:
         error.add_note(
             f"Read model {projection.name} failed on the event at ledger position"
             f" {notification.id} ({notification.topic})."
         )
         raise
+
+
+@cache
+def handler(
+    projection_class: type[Projection], event_class: type[DomainEvent]
+) -> Callable[[Projection, DomainEvent, Cursor, int], None]:
+    """Return the function that applies events of `event_class` to a read model.
+
+    Looking a handler up through a singledispatchmethod builds a new bound
+    function on every call, which costs as much as a small handler.
+    """
+    apply = inspect.getattr_static(projection_class, "apply")
+    if isinstance(apply, singledispatchmethod):
+        return apply.dispatcher.dispatch(event_class)
+    return projection_class.apply
 
 
 def create_positions_table(database: Database, cursor: Cursor) -> None:

@@ -30,6 +30,7 @@ from projections.projector import (
     REBUILDING,
     apply_notification,
     create_positions_table,
+    end_batch,
     is_unavailable,
     now_text,
     record_failure,
@@ -276,6 +277,7 @@ class Rebuild:
         for notification in notifications:
             apply_notification(self.ledger, self.projection, copy_cursor, notification)
         new_position = notifications[-1].id if len(notifications) == limit else target
+        end_batch(self.projection, copy_cursor, position, new_position)
         cursor.execute(
             f"UPDATE {POSITIONS_TABLE} SET position = %s, updated_at = %s WHERE name = %s",
             (new_position, now_text(), self.copy_name),
