@@ -46,6 +46,8 @@ STATE_COLUMNS = (
     "last_commit", "authors", "deploy_count", "last_deploy",
 )
 COLUMNS = (*STATE_COLUMNS, "revision", "valid_from", "valid_to")
+LINK_COLUMNS = ("release_id", "project_id", "revision", "valid_from", "valid_to")
+CLOCK_COLUMNS = ("release_id", "position", "request_id", "instant")
 
 
 class TimelineProjection(Projection):
@@ -81,10 +83,42 @@ class TimelineProjection(Projection):
         # wrote them, so a release's later events in a batch skip the reads.
         self._states: dict[str, Row] = {}
         self._clocks: dict[str, Row] = {}
+        # What this batch wrote, held back until its end: state rows by
+        # (release id, revision), project links by release, and the clocks
+        # first seen or changed in the batch.
+        self._new_states: dict[tuple[str, int], list[Any]] = {}
+        self._new_links: dict[str, list[list[Any]]] = {}
+        self._new_clocks: set[str] = set()
+        self._changed_clocks: set[str] = set()
 
     def begin_batch(self) -> None:
-        self._states.clear()
-        self._clocks.clear()
+        for held in (self._states, self._clocks, self._new_states, self._new_links,
+                     self._new_clocks, self._changed_clocks):
+            held.clear()
+
+    def end_batch(self, cursor: Cursor) -> None:
+        if self._new_states:
+            cursor.copy_rows(RELEASES, COLUMNS, list(self._new_states.values()))
+        links = [link for links in self._new_links.values() for link in links]
+        if links:
+            cursor.copy_rows(RELEASE_PROJECTS, LINK_COLUMNS, links)
+        if self._new_clocks:
+            cursor.copy_rows(CLOCKS, CLOCK_COLUMNS, [
+                (release_id, *self._clock_values(release_id))
+                for release_id in self._new_clocks
+            ])
+        if self._changed_clocks:
+            cursor.executemany(
+                f"UPDATE {CLOCKS} SET position = %s, request_id = %s, instant = %s"
+                " WHERE release_id = %s",
+                [(*self._clock_values(release_id), release_id)
+                 for release_id in self._changed_clocks],
+            )
+        self.begin_batch()
+
+    def _clock_values(self, release_id: str) -> tuple[Any, ...]:
+        clock = self._clocks[release_id]
+        return clock["position"], clock["request_id"], clock["instant"]
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -99,7 +133,11 @@ class TimelineProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
-        identity = cursor.execute(
+        identity = next(
+            (dict(zip(COLUMNS, values, strict=True)) for (release_id, _), values
+             in self._new_states.items() if release_id == str(event.originator_id)),
+            None,
+        ) or cursor.execute(
             f"SELECT org_id, version FROM {RELEASES} WHERE id = %s LIMIT 1",
             (str(event.originator_id),),
         ).fetchone()
@@ -112,11 +150,10 @@ class TimelineProjection(Projection):
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
         instant = self._instant(cursor, event, position)
-        cursor.executemany(
-            f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id, revision, valid_from,"
-            " valid_to) VALUES (%s, %s, %s, %s, %s)",
-            [(str(event.originator_id), str(project_id), position, instant, OPEN)
-             for project_id in event.project_ids],
+        release_id = str(event.originator_id)
+        self._new_links.setdefault(release_id, []).extend(
+            [release_id, str(project_id), position, instant, OPEN]
+            for project_id in event.project_ids
         )
 
     @apply.register
@@ -200,10 +237,16 @@ class TimelineProjection(Projection):
         release_id = str(event.originator_id)
         current = self._current(cursor, release_id)
         instant = self._instant(cursor, event, position)
+        held_back = self._new_states.get((release_id, current["revision"]))
         if instant == current["valid_from"]:
             # The replaced state was never visible, so it is not kept.
-            cursor.execute(f"DELETE FROM {RELEASES} WHERE id = %s AND revision = %s",
-                           (release_id, current["revision"]))
+            if held_back is not None:
+                del self._new_states[release_id, current["revision"]]
+            else:
+                cursor.execute(f"DELETE FROM {RELEASES} WHERE id = %s AND revision = %s",
+                               (release_id, current["revision"]))
+        elif held_back is not None:
+            held_back[-1] = instant
         else:
             cursor.execute(f"UPDATE {RELEASES} SET valid_to = %s WHERE id = %s AND revision = %s",
                            (instant, release_id, current["revision"]))
@@ -223,6 +266,11 @@ class TimelineProjection(Projection):
                 f"UPDATE {table} SET valid_to = %s WHERE {key} = %s AND valid_to = %s",
                 (instant, release_id, OPEN),
             )
+        held_back = [values for (held_id, _), values in self._new_states.items()
+                     if held_id == release_id]
+        for values in held_back + self._new_links.get(release_id, []):
+            if values[-1] == OPEN:
+                values[-1] = instant
         self._states.pop(release_id, None)
 
     def _current(self, cursor: Cursor, release_id: str) -> Row:
@@ -249,11 +297,7 @@ class TimelineProjection(Projection):
             ).fetchone()
         if clock is None:
             instant = timestamp
-            cursor.execute(
-                f"INSERT INTO {CLOCKS} (release_id, position, request_id, instant)"
-                " VALUES (%s, %s, %s, %s)",
-                (release_id, position, request_id, instant),
-            )
+            self._new_clocks.add(release_id)
         else:
             same_command = (
                 request_id is not None
@@ -262,11 +306,8 @@ class TimelineProjection(Projection):
                 and timestamp - clock["instant"] < SAME_COMMAND_MICROS
             )
             instant = clock["instant"] if same_command else max(timestamp, clock["instant"])
-            cursor.execute(
-                f"UPDATE {CLOCKS} SET position = %s, request_id = %s, instant = %s"
-                " WHERE release_id = %s",
-                (position, request_id, instant, release_id),
-            )
+            if release_id not in self._new_clocks:
+                self._changed_clocks.add(release_id)
         self._clocks[release_id] = {
             "position": position, "request_id": request_id, "instant": instant,
         }
@@ -274,11 +315,7 @@ class TimelineProjection(Projection):
 
     def _insert(self, cursor: Cursor, state: Row, revision: int, instant: int) -> None:
         values = [state[column] for column in STATE_COLUMNS] + [revision, instant, OPEN]
-        cursor.execute(
-            f"INSERT INTO {RELEASES} ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})",
-            values,
-        )
+        self._new_states[state["id"], revision] = values
         self._states[state["id"]] = dict(zip(COLUMNS, values, strict=True))
 
 
