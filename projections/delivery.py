@@ -30,7 +30,7 @@ from eventsourcing.domain import DomainEvent
 
 from domain.release import Release
 from projections.database import Cursor, Row
-from projections.projection import Projection, to_micros
+from projections.projection import PendingRows, Projection, to_micros
 
 RELEASES = "delivery_v1_releases"
 RELEASE_PROJECTS = "delivery_v1_release_projects"
@@ -80,8 +80,8 @@ class DeliveryProjection(Projection):
             f"CREATE INDEX IF NOT EXISTS {LEAD_TIMES}_deployed"
             f" ON {LEAD_TIMES} (org_id, deployed_at)"
         ),
-        # Scratch rows of the commits one event touches, keyed by the event's
-        # position, and empty between events. Reaching them through the key
+        # Scratch rows of the commits one batch touches, keyed by the position
+        # of the event that marked them, and empty between batches. Reaching them through the key
         # skips the rows that earlier events deleted, which stay in the table
         # as dead rows until it is vacuumed.
         (
@@ -94,9 +94,38 @@ class DeliveryProjection(Projection):
     def __init__(self) -> None:
         # The organization of each release this batch touched. It never changes.
         self._org_ids: dict[str, str] = {}
+        # Lead times follow from the commits and deploys as they stand, so
+        # they are derived again once a batch, at its end, for every commit
+        # the batch touched. Commits about to be removed are marked in the
+        # scratch table as the batch goes; the commits of releases whose
+        # commits or deploys changed are marked at the end.
+        self._changed_releases: dict[str, None] = {}
+        self._marked: tuple[int, int] | None = None
+        self._new_deploys = PendingRows(DEPLOYS, (
+            "position", "project_id", "release_id", "org_id", "environment", "finished_at",
+        ))
 
     def begin_batch(self) -> None:
         self._org_ids.clear()
+        self._changed_releases.clear()
+        self._marked = None
+        self._new_deploys.clear()
+
+    def end_batch(self, cursor: Cursor) -> None:
+        self._new_deploys.flush(cursor)
+        if self._changed_releases:
+            released = list(self._changed_releases)
+            _, last = self._marked or (0, 0)
+            cursor.execute(
+                f"INSERT INTO {CHANGED_COMMITS} (position, org_id, repository, commit_id)"
+                f" SELECT %s, org_id, repository, commit_id FROM {COMMITS}"
+                f" WHERE release_id IN ({', '.join(['%s'] * len(released))})"
+                " ON CONFLICT DO NOTHING",
+                (last, *released),
+            )
+        if self._marked is not None:
+            self._recompute_lead_times(cursor, *self._marked)
+        self.begin_batch()
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -157,22 +186,17 @@ class DeliveryProjection(Projection):
             [(release_id, org_id, repository, commit_id, committed_at)
              for (repository, commit_id), committed_at in _commit_times(event.commits).items()],
         )
-        self._mark_changed(cursor, release_id, position)
-        self._recompute_lead_times(cursor, position)
+        self._note_changed(release_id, position)
 
     @apply.register
     def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
         org_id = self._org_id(cursor, release_id)
-        cursor.executemany(
-            f"INSERT INTO {DEPLOYS} (position, project_id, release_id, org_id, environment,"
-            " finished_at) VALUES (%s, %s, %s, %s, %s, %s)",
-            [(position, str(project_id), release_id, org_id, event.environment,
-              to_micros(event.date_finished))
-             for project_id in dict.fromkeys(event.project_ids)],
-        )
-        self._mark_changed(cursor, release_id, position)
-        self._recompute_lead_times(cursor, position)
+        finished_at = to_micros(event.date_finished)
+        for project_id in dict.fromkeys(event.project_ids):
+            self._new_deploys.add(position, str(project_id), release_id, org_id,
+                                  event.environment, finished_at)
+        self._note_changed(release_id, position)
 
     def _org_id(self, cursor: Cursor, release_id: str) -> str:
         org_id = self._org_ids.get(release_id)
@@ -189,42 +213,53 @@ class DeliveryProjection(Projection):
     def _remove_lifetime(self, cursor: Cursor, release_id: str, position: int) -> None:
         """Remove the commits, deploys and projects of the release's ending lifetime."""
         self._mark_changed(cursor, release_id, position)
+        self._new_deploys.flush(cursor)
         for table in (COMMITS, DEPLOYS, RELEASE_PROJECTS):
             cursor.execute(f"DELETE FROM {table} WHERE release_id = %s", (release_id,))
-        self._recompute_lead_times(cursor, position)
 
-    @staticmethod
-    def _mark_changed(cursor: Cursor, release_id: str, position: int) -> None:
+    def _mark_changed(self, cursor: Cursor, release_id: str, position: int) -> None:
+        """Mark the release's current commits, before they are removed, for the batch's end."""
         cursor.execute(
             f"INSERT INTO {CHANGED_COMMITS} (position, org_id, repository, commit_id)"
             f" SELECT %s, org_id, repository, commit_id FROM {COMMITS} WHERE release_id = %s"
             " ON CONFLICT DO NOTHING",
             (position, release_id),
         )
+        self._note_position(position)
+
+    def _note_changed(self, release_id: str, position: int) -> None:
+        """Note a release whose commits or deploys changed; its commits are marked at the end."""
+        self._changed_releases[release_id] = None
+        self._note_position(position)
+
+    def _note_position(self, position: int) -> None:
+        first = position if self._marked is None else self._marked[0]
+        self._marked = (first, position)
 
     @staticmethod
-    def _recompute_lead_times(cursor: Cursor, position: int) -> None:
-        """Derive the lead times of the changed commits again from commits and deploys."""
+    def _recompute_lead_times(cursor: Cursor, first: int, last: int) -> None:
+        """Derive the lead times of the commits marked from `first` to `last` again."""
+        changed = (f"SELECT DISTINCT org_id, repository, commit_id FROM {CHANGED_COMMITS}"
+                   " WHERE position BETWEEN %s AND %s")
         cursor.execute(
-            f"DELETE FROM {LEAD_TIMES} WHERE (org_id, repository, commit_id) IN"
-            f" (SELECT org_id, repository, commit_id FROM {CHANGED_COMMITS}"
-            " WHERE position = %s)",
-            (position,),
+            f"DELETE FROM {LEAD_TIMES} WHERE (org_id, repository, commit_id) IN ({changed})",
+            (first, last),
         )
         cursor.execute(
             f"INSERT INTO {LEAD_TIMES} (org_id, repository, commit_id, project_id, environment,"
             " committed_at, deployed_at)"
             " SELECT c.org_id, c.repository, c.commit_id, d.project_id, d.environment,"
             " MIN(c.committed_at), MIN(d.finished_at)"
-            f" FROM {CHANGED_COMMITS} changed"
+            f" FROM ({changed}) changed"
             f" JOIN {COMMITS} c ON c.org_id = changed.org_id"
             " AND c.repository = changed.repository AND c.commit_id = changed.commit_id"
             f" JOIN {DEPLOYS} d ON d.release_id = c.release_id"
-            " WHERE changed.position = %s AND c.committed_at IS NOT NULL"
+            " WHERE c.committed_at IS NOT NULL"
             " GROUP BY c.org_id, c.repository, c.commit_id, d.project_id, d.environment",
-            (position,),
+            (first, last),
         )
-        cursor.execute(f"DELETE FROM {CHANGED_COMMITS} WHERE position = %s", (position,))
+        cursor.execute(f"DELETE FROM {CHANGED_COMMITS} WHERE position BETWEEN %s AND %s",
+                       (first, last))
 
 
 def _commit_times(commits: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int | None]:
