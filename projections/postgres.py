@@ -7,6 +7,7 @@ import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -60,25 +61,19 @@ class PostgresCursor(Cursor):
         ten, but leaving pipeline mode for it waits for the results of the
         statements sent before, so a handful of rows go as INSERTs.
         """
-        names = sql.SQL(", ").join(map(sql.Identifier, columns))
         if self._pipeline is not None:
             rows = list(rows)
             if len(rows) < COPY_FROM_ROWS:
-                insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                    sql.Identifier(table), names,
-                    sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
-                )
-                self._cursor.executemany(insert, rows)
+                self._cursor.executemany(_insert_statement(table, tuple(columns)), rows)
                 return
             self.leave_pipeline()
-            self._copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names),
-                       rows)
+            self._copy(table, columns, rows)
             self._enter_pipeline()
             return
-        self._copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names), rows)
+        self._copy(table, columns, rows)
 
-    def _copy(self, statement: sql.Composed, rows: Iterable[Sequence[Any]]) -> None:
-        with self._cursor.copy(statement) as copy:
+    def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        with self._cursor.copy(_copy_statement(table, tuple(columns))) as copy:
             for row in rows:
                 copy.write_row(row)
 
@@ -108,6 +103,21 @@ class PostgresCursor(Cursor):
         # The transaction's own error is the one to raise.
         with suppress(Exception):
             pipeline.__exit__(type(error), error, error.__traceback__)
+
+
+@cache
+def _insert_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+    )
+
+
+@cache
+def _copy_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
 
 
 class IdleCheck:

@@ -17,13 +17,22 @@ from eventsourcing.domain import DomainEvent
 from domain.release import Release
 from projections.database import Cursor, Row
 from projections.issues import IssueQueries
-from projections.projection import Projection, to_json, to_micros, to_text
+from projections.projection import PendingRows, Projection, to_json, to_micros, to_text
 
 RELEASES = "releases_v1_releases"
 RELEASE_PROJECTS = "releases_v1_projects"
 COMMITS = "releases_v1_commits"
 DEPLOYS = "releases_v1_deploys"
 IDENTITIES = "releases_v1_identities"
+RELEASE_COLUMNS = (
+    "id", "public_id", "org_id", "version", "version_lower", "ref", "url", "owner_id", "status",
+    "date_created", "date_started", "date_released", "sort_key", "commit_count", "last_commit",
+    "authors", "deploy_count", "last_deploy",
+)
+DEPLOY_COLUMNS = (
+    "public_id", "release_id", "environment", "name", "url", "date_started", "date_finished",
+    "project_ids",
+)
 
 
 class ReleasesProjection(Projection):
@@ -55,6 +64,37 @@ class ReleasesProjection(Projection):
         f"CREATE TABLE IF NOT EXISTS {IDENTITIES} (id TEXT PRIMARY KEY, org_id TEXT NOT NULL,"
         " version TEXT NOT NULL)",
     )
+
+    def __init__(self) -> None:
+        # Release rows started in this batch, changed in memory by the
+        # batch's later events and written at its end; and deploy rows.
+        self._new_rows: dict[str, dict[str, Any]] = {}
+        self._new_deploys = PendingRows(DEPLOYS, DEPLOY_COLUMNS)
+
+    def begin_batch(self) -> None:
+        self._new_rows.clear()
+        self._new_deploys.clear()
+
+    def end_batch(self, cursor: Cursor) -> None:
+        if self._new_rows:
+            cursor.copy_rows(RELEASES, RELEASE_COLUMNS, [
+                tuple(row[column] for column in RELEASE_COLUMNS)
+                for row in self._new_rows.values()
+            ])
+        self._new_deploys.flush(cursor)
+        self.begin_batch()
+
+    def _change(self, cursor: Cursor, release_id: str, statement: str, **values: Any) -> None:
+        """Set columns of a release row: in memory if the batch started it, else by `statement`.
+
+        `statement` sets the columns in the order of `values` and ends
+        with `WHERE id = %s`.
+        """
+        row = self._new_rows.get(release_id)
+        if row is not None:
+            row.update(values)
+        else:
+            cursor.execute(statement, (*values.values(), release_id))
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -90,19 +130,20 @@ class ReleasesProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:
-        cursor.execute(
+        self._change(
+            cursor, str(event.originator_id),
             f"UPDATE {RELEASES} SET date_released = %s, sort_key = %s WHERE id = %s",
-            (to_text(event.date_released), to_micros(event.date_released),
-             str(event.originator_id)),
+            date_released=to_text(event.date_released), sort_key=to_micros(event.date_released),
         )
 
     @apply.register
     def _(self, event: Release.Updated, cursor: Cursor, position: int) -> None:
-        cursor.execute(
+        self._change(
+            cursor, str(event.originator_id),
             f"UPDATE {RELEASES} SET ref = %s, url = %s, owner_id = %s, date_started = %s"
             " WHERE id = %s",
-            (event.ref, event.url, _optional_id(event.owner_id), to_text(event.date_started),
-             str(event.originator_id)),
+            ref=event.ref, url=event.url, owner_id=_optional_id(event.owner_id),
+            date_started=to_text(event.date_started),
         )
 
     @apply.register
@@ -120,11 +161,12 @@ class ReleasesProjection(Projection):
                 for index, commit in enumerate(event.commits)
             ),
         )
-        cursor.execute(
+        self._change(
+            cursor, release_id,
             f"UPDATE {RELEASES} SET commit_count = %s, last_commit = %s, authors = %s"
             " WHERE id = %s",
-            (len(event.commits), _last_commit(event.commits), to_json(_authors(event.commits)),
-             release_id),
+            commit_count=len(event.commits), last_commit=_last_commit(event.commits),
+            authors=to_json(_authors(event.commits)),
         )
 
     @apply.register
@@ -146,44 +188,44 @@ class ReleasesProjection(Projection):
             "dateFinished": to_text(event.date_finished),
         }
         release_id = str(event.originator_id)
-        cursor.execute(
-            f"INSERT INTO {DEPLOYS} (public_id, release_id, environment, name, url,"
-            " date_started, date_finished, project_ids) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (position, release_id, event.environment, event.name, event.url,
-             deploy["dateStarted"], deploy["dateFinished"],
-             to_json([str(project_id) for project_id in event.project_ids])),
+        self._new_deploys.add(
+            position, release_id, event.environment, event.name, event.url,
+            deploy["dateStarted"], deploy["dateFinished"],
+            to_json([str(project_id) for project_id in event.project_ids]),
         )
-        cursor.execute(
-            f"UPDATE {RELEASES} SET deploy_count = deploy_count + 1, last_deploy = %s"
-            " WHERE id = %s",
-            (to_json(deploy), release_id),
-        )
+        row = self._new_rows.get(release_id)
+        if row is not None:
+            row["deploy_count"] += 1
+            row["last_deploy"] = to_json(deploy)
+        else:
+            cursor.execute(
+                f"UPDATE {RELEASES} SET deploy_count = deploy_count + 1, last_deploy = %s"
+                " WHERE id = %s",
+                (to_json(deploy), release_id),
+            )
 
     @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
         self._delete(cursor, str(event.originator_id))
 
-    @staticmethod
-    def _start(cursor: Cursor, event: Any, position: int, org_id: str, version: str) -> None:
-        cursor.execute(
-            f"INSERT INTO {RELEASES} (id, public_id, org_id, version, version_lower, ref, url,"
-            " owner_id, status, date_created, date_started, date_released, sort_key,"
-            " commit_count, last_commit, authors, deploy_count, last_deploy)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (str(event.originator_id), position, org_id, version, version.lower(),
-             event.ref, event.url, _optional_id(event.owner_id), "open",
-             to_text(event.timestamp), to_text(event.date_started), None,
-             to_micros(event.timestamp), 0, None, "[]", 0, None),
-        )
+    def _start(
+        self, cursor: Cursor, event: Any, position: int, org_id: str, version: str
+    ) -> None:
+        release_id = str(event.originator_id)
+        self._new_rows[release_id] = dict(zip(RELEASE_COLUMNS, (
+            release_id, position, org_id, version, version.lower(),
+            event.ref, event.url, _optional_id(event.owner_id), "open",
+            to_text(event.timestamp), to_text(event.date_started), None,
+            to_micros(event.timestamp), 0, None, "[]", 0, None,
+        ), strict=True))
 
-    @staticmethod
-    def _set_status(cursor: Cursor, event: Any, status: str) -> None:
-        cursor.execute(
-            f"UPDATE {RELEASES} SET status = %s WHERE id = %s", (status, str(event.originator_id))
-        )
+    def _set_status(self, cursor: Cursor, event: Any, status: str) -> None:
+        self._change(cursor, str(event.originator_id),
+                     f"UPDATE {RELEASES} SET status = %s WHERE id = %s", status=status)
 
-    @staticmethod
-    def _delete(cursor: Cursor, release_id: str) -> None:
+    def _delete(self, cursor: Cursor, release_id: str) -> None:
+        self._new_rows.pop(release_id, None)
+        self._new_deploys.flush(cursor)
         for table in (RELEASES, RELEASE_PROJECTS, COMMITS, DEPLOYS):
             key = "id" if table == RELEASES else "release_id"
             cursor.execute(f"DELETE FROM {table} WHERE {key} = %s", (release_id,))

@@ -27,6 +27,7 @@ class FailingReleases(ReleasesProjection):
     """The release read model, failing on the event at one ledger position."""
 
     def __init__(self, fail_at: int) -> None:
+        super().__init__()
         self.fail_at = fail_at
 
     def apply(self, event, cursor, position):

@@ -81,6 +81,7 @@ class UnreachableReleases(ReleasesProjection):
     """The release read model, raising the error of an unreachable database on every event."""
 
     def __init__(self, backend: str) -> None:
+        super().__init__()
         self.backend = backend
 
     def apply(self, event, cursor, position):
