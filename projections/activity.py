@@ -19,7 +19,7 @@ from domain.cause import Cause
 from domain.issue import Issue
 from domain.release import Release
 from projections.database import Cursor, Row
-from projections.projection import Projection, to_json, to_text
+from projections.projection import PendingRows, Projection, to_json, to_text
 
 ITEMS = "activity_v1_items"
 RELEASES = "activity_v1_releases"
@@ -44,6 +44,17 @@ class ActivityProjection(Projection):
         # same organization and version, so an entry never goes stale, even
         # when the transaction that wrote its row rolls back.
         self._releases: dict[str, tuple[str, str]] = {}
+        # Items are only ever added, so a batch's items go out together at its end.
+        self._new_items = PendingRows(ITEMS, (
+            "position", "project_id", "org_id", "type", "version", "data", "actor",
+            "date_created",
+        ))
+
+    def begin_batch(self) -> None:
+        self._new_items.clear()
+
+    def end_batch(self, cursor: Cursor) -> None:
+        self._new_items.flush(cursor)
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -91,20 +102,12 @@ class ActivityProjection(Projection):
         """Add one item per project about the release `release_id`, default the event's."""
         release_id = release_id or event.originator_id
         org_id, version = self._release(cursor, str(release_id))
-        rows = [
-            (position, str(project_id), org_id, kind, version,
-             to_json({"version": version, **data}), to_json(_actor(event.cause)),
-             to_text(event.timestamp))
-            for project_id in dict.fromkeys(project_ids)
-        ]
-        statement = (
-            f"INSERT INTO {ITEMS} (position, project_id, org_id, type, version, data, actor,"
-            " date_created) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        )
-        if len(rows) == 1:
-            cursor.execute(statement, rows[0])
-        else:
-            cursor.executemany(statement, rows)
+        item_data = to_json({"version": version, **data})
+        actor = to_json(_actor(event.cause))
+        date_created = to_text(event.timestamp)
+        for project_id in dict.fromkeys(project_ids):
+            self._new_items.add(position, str(project_id), org_id, kind, version, item_data,
+                                actor, date_created)
 
     def _release(self, cursor: Cursor, release_id: str) -> tuple[str, str]:
         """Return the organization id and version of a release, from the cache if there."""
