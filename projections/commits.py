@@ -30,6 +30,8 @@ AUTHORS = "commits_v1_authors"
 FILES = "commits_v1_files"
 RELEASE_COMMITS = "commits_v1_release_commits"
 HEAD_COMMITS = "commits_v1_head_commits"
+RELEASE_COMMIT_COLUMNS = ("release_id", "position", "org_id", "repository_id", "commit_id")
+MAX_CACHED_RELEASES = 10_000
 
 
 class CommitsProjection(Projection):
@@ -60,6 +62,24 @@ class CommitsProjection(Projection):
         f" ON {HEAD_COMMITS} (repository_id, release_id)",
     )
 
+    def __init__(self) -> None:
+        # The organization of recent releases. A release id always names
+        # the same organization, so an entry never goes stale, even when
+        # the transaction that wrote its row rolls back.
+        self._org_ids: dict[str, str] = {}
+        # Each release's commit list as the batch last set it, written at
+        # its end; the rows stored before are deleted when the list is set.
+        self._new_lists: dict[str, list[tuple[Any, ...]]] = {}
+
+    def begin_batch(self) -> None:
+        self._new_lists.clear()
+
+    def end_batch(self, cursor: Cursor) -> None:
+        rows = [row for rows in self._new_lists.values() for row in rows]
+        if rows:
+            cursor.copy_rows(RELEASE_COMMITS, RELEASE_COMMIT_COLUMNS, rows)
+        self._new_lists.clear()
+
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
         """Other events leave commits and repositories unchanged."""
@@ -86,6 +106,7 @@ class CommitsProjection(Projection):
             f"INSERT INTO {RELEASE_ORGS} (id, org_id) VALUES (%s, %s)",
             (str(event.originator_id), str(event.org_id)),
         )
+        self._remember(str(event.originator_id), str(event.org_id))
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
@@ -109,14 +130,10 @@ class CommitsProjection(Projection):
             _file_rows(org_id, repository_ids, event.commits),
         )
         cursor.execute(f"DELETE FROM {RELEASE_COMMITS} WHERE release_id = %s", (release_id,))
-        cursor.copy_rows(
-            RELEASE_COMMITS,
-            ("release_id", "position", "org_id", "repository_id", "commit_id"),
-            (
-                (release_id, index, org_id, repository_ids[commit["repository"]], commit["id"])
-                for index, commit in enumerate(event.commits)
-            ),
-        )
+        self._new_lists[release_id] = [
+            (release_id, index, org_id, repository_ids[commit["repository"]], commit["id"])
+            for index, commit in enumerate(event.commits)
+        ]
 
     @apply.register
     def _(self, event: Release.HeadCommitsSet, cursor: Cursor, position: int) -> None:
@@ -134,18 +151,27 @@ class CommitsProjection(Projection):
             ],
         )
 
-    @staticmethod
-    def _org_id(cursor: Cursor, release_id: str) -> str:
+    def _org_id(self, cursor: Cursor, release_id: str) -> str:
+        cached = self._org_ids.get(release_id)
+        if cached is not None:
+            return cached
         row = cursor.execute(
             f"SELECT org_id FROM {RELEASE_ORGS} WHERE id = %s", (release_id,)
         ).fetchone()
         if row is None:
             raise LookupError(f"Commits for release {release_id} before its creation.")
-        return row["org_id"]
+        return self._remember(release_id, row["org_id"])
 
-    @staticmethod
-    def _unlink(cursor: Cursor, release_id: str) -> None:
+    def _remember(self, release_id: str, org_id: str) -> str:
+        if len(self._org_ids) >= MAX_CACHED_RELEASES:
+            # Commits mostly arrive for recent releases, which come back soon.
+            self._org_ids.clear()
+        self._org_ids[release_id] = org_id
+        return org_id
+
+    def _unlink(self, cursor: Cursor, release_id: str) -> None:
         """Drop the release's commit list and head commits, but keep the commits."""
+        self._new_lists.pop(release_id, None)
         for table in (RELEASE_COMMITS, HEAD_COMMITS):
             cursor.execute(f"DELETE FROM {table} WHERE release_id = %s", (release_id,))
 
