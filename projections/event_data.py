@@ -115,16 +115,24 @@ def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False
     if isinstance(value, (list, tuple)):
         return [render(item, public_ids, reference=reference) for item in value]
     if isinstance(value, dict):
-        return {
-            api_name(key): render(item, public_ids, reference=is_reference(key))
-            for key, item in value.items()
-            if not is_secret(key)
-        }
+        rendered = {}
+        for key, item in value.items():
+            name, secret, is_ref = _key_plan(key)
+            if not secret:
+                rendered[name] = render(item, public_ids, reference=is_ref)
+        return rendered
     return value
 
 
+@cache
+def _key_plan(field: str) -> tuple[str, bool, bool]:
+    """Return a field's API name and whether it is secret and a reference, computed once."""
+    return api_name(field), is_secret(field), is_reference(field)
+
+
 def event_data(fields: Mapping[str, Any], public_ids: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        api_name(name): render(value, public_ids, reference=is_reference(name))
-        for name, value in fields.items()
-    }
+    rendered = {}
+    for field, value in fields.items():
+        name, _, is_ref = _key_plan(field)
+        rendered[name] = render(value, public_ids, reference=is_ref)
+    return rendered

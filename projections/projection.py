@@ -103,5 +103,10 @@ def to_text(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
+# json.dumps builds a new encoder on every call that passes options; one
+# encoder made once does the same work in about half the time.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return _ENCODER.encode(value)
