@@ -21,6 +21,7 @@ from domain.errors import InvalidFieldError
 MAX_NAME_LENGTH = 200
 MAX_URL_LENGTH = 4096
 PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_repository_name(field: str, name: Any) -> str:
@@ -63,7 +64,7 @@ def check_provider(provider: Any) -> str | None:
 
 
 def _has_control_character(text: str) -> bool:
-    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 class Repository(Aggregate):
