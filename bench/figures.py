@@ -479,7 +479,7 @@ def project_public_id(bench: Bench, dataset: Dataset, index: int) -> str:
     """Return the public id of a project: the position of the event that created it."""
     project_id = dataset.loaded.directory.project_ids[index]
     rows = bench.execute(dataset.settings,
-                         "SELECT public_id FROM audit_v1_subjects WHERE id = %s",
+                         "SELECT public_id FROM audit_v2_subjects WHERE id = %s",
                          (str(project_id),))
     return str(rows[0][0])
 

@@ -36,10 +36,10 @@ from projections.event_data import (
 )
 from projections.projection import PendingRows, Projection, to_json, to_micros, to_text
 
-EVENTS = "audit_v1_events"
-EVENT_PROJECTS = "audit_v1_event_projects"
-SUBJECTS = "audit_v1_subjects"
-RELEASE_PROJECTS = "audit_v1_release_projects"
+EVENTS = "audit_v2_events"
+EVENT_PROJECTS = "audit_v2_event_projects"
+SUBJECTS = "audit_v2_subjects"
+RELEASE_PROJECTS = "audit_v2_release_projects"
 # Subjects other than releases kept across batches; the cache starts over when full.
 MAX_STORED_SUBJECTS = 10_000
 EVENT_COLUMNS = (
@@ -63,7 +63,7 @@ class Subject:
 
 
 class AuditProjection(Projection):
-    name = "audit_v1"
+    name = "audit_v2"
     create_statements = (
         f"CREATE TABLE IF NOT EXISTS {EVENTS} (position BIGINT PRIMARY KEY,"
         " org_id TEXT NOT NULL, subject_id TEXT NOT NULL, subject_kind TEXT NOT NULL,"
@@ -81,7 +81,9 @@ class AuditProjection(Projection):
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_version ON {EVENTS} (org_id, version, position)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_date ON {EVENTS} (org_id, date_micros)",
         f"CREATE TABLE IF NOT EXISTS {EVENT_PROJECTS} (project_id TEXT NOT NULL,"
-        " position BIGINT NOT NULL, PRIMARY KEY (project_id, position))",
+        " position BIGINT NOT NULL, type TEXT NOT NULL, PRIMARY KEY (project_id, position))",
+        f"CREATE INDEX IF NOT EXISTS {EVENT_PROJECTS}_type"
+        f" ON {EVENT_PROJECTS} (project_id, type, position)",
         f"CREATE TABLE IF NOT EXISTS {SUBJECTS} (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
         " org_id TEXT, public_id BIGINT NOT NULL, name TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {RELEASE_PROJECTS} (release_id TEXT NOT NULL,"
@@ -96,13 +98,14 @@ class AuditProjection(Projection):
         # other releases' projects are read by the statements that need them.
         self._linked: dict[str, list[str]] = {}
         # This batch's positions of each release lifetime, as (release id, lifetime).
-        self._lifetimes: dict[tuple[str, int], list[int]] = {}
+        self._lifetimes: dict[tuple[str, int], list[tuple[int, str]]] = {}
         # Subjects other than releases read from the database. They never
         # change once committed, so they are kept across batches, up to a bound.
         self._stored: dict[str, Subject] = {}
         self._new_subjects = PendingRows(SUBJECTS, ("id", "kind", "org_id", "public_id", "name"))
         self._new_events = PendingRows(EVENTS, EVENT_COLUMNS)
-        self._new_event_projects = PendingRows(EVENT_PROJECTS, ("project_id", "position"))
+        self._new_event_projects = PendingRows(EVENT_PROJECTS,
+                                               ("project_id", "position", "type"))
         self._new_links = PendingRows(RELEASE_PROJECTS, ("release_id", "project_id"))
 
     def begin_batch(self) -> None:
@@ -179,7 +182,7 @@ class AuditProjection(Projection):
         # The release's earlier events of this lifetime concern the project
         # too: those of this batch are held back, earlier ones are stored.
         held_back = self._lifetimes.get((release_id, subject.public_id), [])
-        stored_before = held_back[0] if held_back else position
+        stored_before = held_back[0][0] if held_back else position
         linked = self._linked.get(release_id)
         for project_id in map(str, event.project_ids):
             # The links of a release whose lifetime began in this batch are
@@ -192,12 +195,12 @@ class AuditProjection(Projection):
             else:
                 self._new_links.add(release_id, project_id)
                 linked.append(project_id)
-            for event_position in held_back:
-                self._new_event_projects.add(project_id, event_position)
+            for event_position, type_name in held_back:
+                self._new_event_projects.add(project_id, event_position, type_name)
             if not held_back or stored_before > subject.public_id:
                 cursor.execute(
-                    f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
-                    f" SELECT %s, position FROM {EVENTS}"
+                    f"INSERT INTO {EVENT_PROJECTS} (project_id, position, type)"
+                    f" SELECT %s, position, type FROM {EVENTS}"
                     " WHERE subject_id = %s AND lifetime = %s AND position < %s"
                     " ON CONFLICT (project_id, position) DO NOTHING",
                     (project_id, release_id, subject.public_id, stored_before),
@@ -252,9 +255,10 @@ class AuditProjection(Projection):
         public_ids = self._public_ids(cursor, referenced_ids(fields))
         cause = getattr(event, "cause", None) or Cause("system")
         is_release = subject.kind == "release"
+        type_name = event_type(event)
         self._new_events.add(
             position, subject.org_id, subject.id, subject.kind, subject.public_id, subject.name,
-            event.originator_version, event_type(event),
+            event.originator_version, type_name,
             subject.public_id if is_release else None, subject.name if is_release else None,
             cause.actor_type, cause.actor_id, cause.actor_email,
             cause.actor_email.lower() if cause.actor_email else None, cause.request_id,
@@ -262,18 +266,20 @@ class AuditProjection(Projection):
             to_json(event_data(fields, public_ids)),
         )
         if is_release:
-            self._lifetimes.setdefault((subject.id, subject.public_id), []).append(position)
+            self._lifetimes.setdefault((subject.id, subject.public_id), []).append(
+                (position, type_name)
+            )
             linked = self._linked.get(subject.id)
             if linked is None:
                 cursor.execute(
-                    f"INSERT INTO {EVENT_PROJECTS} (project_id, position)"
-                    f" SELECT project_id, %s FROM {RELEASE_PROJECTS} WHERE release_id = %s",
-                    (position, subject.id),
+                    f"INSERT INTO {EVENT_PROJECTS} (project_id, position, type)"
+                    f" SELECT project_id, %s, %s FROM {RELEASE_PROJECTS} WHERE release_id = %s",
+                    (position, type_name, subject.id),
                 )
             for project_id in linked or ():
-                self._new_event_projects.add(project_id, position)
+                self._new_event_projects.add(project_id, position, type_name)
         elif subject.kind == "project":
-            self._new_event_projects.add(subject.id, position)
+            self._new_event_projects.add(subject.id, position, type_name)
 
     def _subject(self, cursor: Cursor, subject_id: str) -> Subject | None:
         subject = self._subjects.get(subject_id) or self._stored.get(subject_id)
@@ -367,7 +373,11 @@ class AuditQueries:
             conditions.append("p.project_id = %s")
             params.append(where.project_id)
         if where.event_types:
-            conditions.append(f"e.type IN ({', '.join(['%s'] * len(where.event_types))})")
+            # The project's rows carry the type, so the index on (project,
+            # type, position) reads only the matching events.
+            table = "e" if where.project_id is None else "p"
+            marks = ", ".join(["%s"] * len(where.event_types))
+            conditions.append(f"{table}.type IN ({marks})")
             params.extend(where.event_types)
         if where.actor is not None:
             if "@" in where.actor:

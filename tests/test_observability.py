@@ -112,7 +112,7 @@ def test_metrics_cover_requests_events_read_models(backend, client, services, wo
         assert position + lag == head
     for name in ("directory_v1", "releases_v1"):
         assert values[("ledger_read_model_lag_events", (("read_model", name),))] == 0
-    assert values[("ledger_read_model_lag_events", (("read_model", "audit_v1"),))] > 0
+    assert values[("ledger_read_model_lag_events", (("read_model", "audit_v2"),))] > 0
     if backend == "postgresql":
         assert values[("ledger_db_pool_connections", (("pool", "events"),))] >= 1
         assert values[("ledger_db_pool_max_connections", (("pool", "read_models"),))] >= 1
