@@ -40,7 +40,7 @@ EVENTS = "audit_v2_events"
 EVENT_PROJECTS = "audit_v2_event_projects"
 SUBJECTS = "audit_v2_subjects"
 RELEASE_PROJECTS = "audit_v2_release_projects"
-# Subjects other than releases kept across batches; the cache starts over when full.
+# Subjects other than releases kept across batches. The cache starts over when full.
 MAX_STORED_SUBJECTS = 10_000
 EVENT_COLUMNS = (
     "position", "org_id", "subject_id", "subject_kind", "subject_public_id", "subject_name",
@@ -94,8 +94,8 @@ class AuditProjection(Projection):
         # The subjects this batch has read or written, so that most events
         # of a batch name their aggregate without a query.
         self._subjects: dict[str, Subject] = {}
-        # The projects of each release whose lifetime began in this batch;
-        # other releases' projects are read by the statements that need them.
+        # The projects of each release whose lifetime began in this batch. The
+        # statements that need other releases' projects read them from the table.
         self._linked: dict[str, list[str]] = {}
         # This batch's positions of each release lifetime, as (release id, lifetime).
         self._lifetimes: dict[tuple[str, int], list[tuple[int, str]]] = {}
@@ -306,8 +306,8 @@ class AuditProjection(Projection):
     def _remember(self, row: Row) -> Subject:
         """Cache a subject read from the database: for this batch, or longer unless a release.
 
-        A release's public id changes when it is recreated; other subjects
-        never change, and a read row was committed, so it stays true.
+        A release's public id changes when it is recreated. Other subjects
+        never change, and a row that was read had been committed, so it stays true.
         """
         subject = Subject(**row)
         if subject.kind == "release":

@@ -103,8 +103,8 @@ def to_text(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds")[:26] + "Z"
 
 
-# json.dumps builds a new encoder on every call that passes options; one
-# encoder made once does the same work in about half the time.
+# json.dumps builds a new encoder on every call that passes options. One
+# encoder made once does the same work in about two thirds of the time.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
 
 

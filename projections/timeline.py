@@ -92,9 +92,9 @@ class TimelineProjection(Projection):
         self._changed_clocks: set[str] = set()
 
     def begin_batch(self) -> None:
-        for held in (self._states, self._clocks, self._new_states, self._new_links,
-                     self._new_clocks, self._changed_clocks):
-            held.clear()
+        for batch_state in (self._states, self._clocks, self._new_states, self._new_links,
+                            self._new_clocks, self._changed_clocks):
+            batch_state.clear()
 
     def end_batch(self, cursor: Cursor) -> None:
         if self._new_states:

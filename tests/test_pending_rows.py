@@ -19,7 +19,7 @@ EVENTS = COPY_FROM_ROWS + 36
 
 
 class HeldBack(Projection):
-    """Holds one row per event until the end of the batch, where it may be told to fail."""
+    """Holds one row per event until the end of the batch, where it fails if so configured."""
 
     name = "held_back_v1"
     create_statements = (
@@ -66,7 +66,7 @@ def test_rows_held_back_commit_with_the_batch(services, world):
     assert positions(services.database)["held_back_v1"] == head
 
 
-def test_failure_at_batch_end_names_the_batch_and_keeps_nothing(services, world):
+def test_batch_end_failure_keeps_nothing(services, world):
     add_events(services, world, EVENTS)
     projector = Projector(services.ledger, services.database, [HeldBack(fail_at_end=True)])
     projector.create_tables()
@@ -96,7 +96,7 @@ def copied(services) -> list[int]:
         return [row["n"] for row in cursor.execute("SELECT n FROM copied ORDER BY n").fetchall()]
 
 
-def test_copy_in_pipelined_transaction_commits_with_statements_around_it(postgres_services):
+def test_copy_commits_with_pipelined_statements(postgres_services):
     services = postgres_services
     many = list(range(10, 10 + COPY_FROM_ROWS * 2))
 
