@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
 
 from domain.errors import LedgerError
 from projections.database import Cursor, Database, Row
@@ -256,22 +257,45 @@ class Rebuild:
                 time.sleep(self.pause)
 
     def _apply_batch(self, target: int, *, fast_commit: bool) -> int:
+        # The events are read before the write transaction. On SQLite it
+        # holds the database's write lock, and appends waiting for that lock
+        # can hold every event store connection that the read would need.
+        with self.database.transaction() as cursor:
+            start = self._copy_position(cursor)
+        read = (start, self._read(start, target, self.batch_size))
         with self.database.transaction(write=True, pipeline=True) as cursor:
             self.database.lock(cursor, self.copy_name)
             if fast_commit and self.database.dialect == "postgresql":
                 # A batch lost in a server crash is replayed on resume, because
                 # the copy's position commits in the same transaction.
                 cursor.execute("SET LOCAL synchronous_commit = off")
-            return self._apply_events(cursor, target, self.batch_size)
+            return self._apply_events(cursor, target, self.batch_size, read)
 
-    def _apply_events(self, cursor: Cursor, target: int, limit: int) -> int:
-        """Apply up to `limit` events after the copy's position; return the new position."""
+    def _read(self, position: int, target: int, limit: int) -> Sequence[Notification]:
+        return self.ledger.recorder.select_notifications(
+            start=position, limit=limit, stop=target, inclusive_of_start=False
+        )
+
+    def _apply_events(
+        self,
+        cursor: Cursor,
+        target: int,
+        limit: int,
+        read: tuple[int, Sequence[Notification]] | None = None,
+    ) -> int:
+        """Apply up to `limit` events after the copy's position; return the new position.
+
+        `read` contains events read beforehand, as (position they follow,
+        events). They are used if the copy is still at that position under
+        its lock, else the events are read again.
+        """
         position = self._copy_position(cursor)
         if position >= target:
             return position
-        notifications = self.ledger.recorder.select_notifications(
-            start=position, limit=limit, stop=target, inclusive_of_start=False
-        )
+        if read is not None and read[0] == position:
+            notifications = read[1]
+        else:
+            notifications = self._read(position, target, limit)
         copy_cursor = CopyCursor(cursor, self.schema)
         self.projection.begin_batch()
         for notification in notifications:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -47,9 +48,9 @@ def test_rebuild_equals_live_read_models(services, world):
     assert copy_tables(services) == set()
 
 
-def test_rebuild_in_large_batches_equals_models_built_one_event_at_a_time(services, world):
-    # Large batches hold rows back and send them in one stream (COPY on
-    # PostgreSQL, from 64 rows on); one-event batches send them one by one.
+def test_large_batch_rebuild_equals_live_models(services, world):
+    # Large batches hold rows back and send them together (a COPY on
+    # PostgreSQL from 64 rows on), where one-event batches send them one by one.
     record_history(services, releases=20)
     Projector(services.ledger, services.database, services.projector.projections,
               batch_size=1).catch_up()
@@ -59,6 +60,45 @@ def test_rebuild_in_large_batches_equals_models_built_one_event_at_a_time(servic
         rebuild(services, projection.name, batch_size=1000)
 
     assert all_contents(services) == live
+
+
+def test_rebuild_batches_read_ledger_outside_write_lock(services, world, monkeypatch):
+    # Only the final switch reads events under the write lock, because it
+    # must catch the copy up to the head while writers wait.
+    record_history(services)
+    database, recorder = services.database, services.ledger.recorder
+    writing, switching, reads_under_lock = [], [], []
+    open_transaction, read_events = database.transaction, recorder.select_notifications
+
+    @contextlib.contextmanager
+    def tracked_transaction(**options):
+        with open_transaction(**options) as cursor:
+            writing.append(options.get("write", False))
+            try:
+                yield cursor
+            finally:
+                writing.pop()
+
+    def tracked_read(*args, **kwargs):
+        if any(writing) and not switching:
+            reads_under_lock.append(kwargs.get("start"))
+        return read_events(*args, **kwargs)
+
+    original_switch = Rebuild._switch
+
+    def tracked_switch(self):
+        switching.append(True)
+        return original_switch(self)
+
+    monkeypatch.setattr(database, "transaction", tracked_transaction)
+    monkeypatch.setattr(recorder, "select_notifications", tracked_read)
+    monkeypatch.setattr(Rebuild, "_switch", tracked_switch)
+
+    rebuild(services, "audit_v2", batch_size=5)
+
+    assert switching == [True]
+    assert reads_under_lock == []
+    assert position(services, "audit_v2") == head(services)
 
 
 def test_rebuild_reaches_ledger_head(services, world):
