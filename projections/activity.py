@@ -19,7 +19,7 @@ from domain.cause import Cause
 from domain.issue import Issue
 from domain.release import Release
 from projections.database import Cursor, Row
-from projections.projection import PendingRows, Projection, to_json, to_text
+from projections.projection import PendingRows, Projection, RecentCache, to_json, to_text
 
 ITEMS = "activity_v1_items"
 RELEASES = "activity_v1_releases"
@@ -43,7 +43,7 @@ class ActivityProjection(Projection):
         # item needs no query to find them. A release id always names the
         # same organization and version, so an entry never goes stale, even
         # when the transaction that wrote its row rolls back.
-        self._releases: dict[str, tuple[str, str]] = {}
+        self._releases: RecentCache[tuple[str, str]] = RecentCache(MAX_CACHED_RELEASES)
         # Items are only ever added, so a batch's items go out together at its end.
         self._new_items = PendingRows(ITEMS, (
             "position", "project_id", "org_id", "type", "version", "data", "actor",
@@ -67,7 +67,7 @@ class ActivityProjection(Projection):
             f"INSERT INTO {RELEASES} (id, org_id, version) VALUES (%s, %s, %s)",
             (release_id, str(event.org_id), event.version_str),
         )
-        self._remember(release_id, str(event.org_id), event.version_str)
+        self._releases.remember(release_id, (str(event.org_id), event.version_str))
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
@@ -119,15 +119,7 @@ class ActivityProjection(Projection):
         ).fetchone()
         if row is None:
             raise LookupError(f"Activity for release {release_id} before its creation.")
-        return self._remember(release_id, row["org_id"], row["version"])
-
-    def _remember(self, release_id: str, org_id: str, version: str) -> tuple[str, str]:
-        if len(self._releases) >= MAX_CACHED_RELEASES:
-            # Dropping everything keeps the cache bounded at little cost:
-            # activity mostly concerns recent releases, which come back soon.
-            self._releases.clear()
-        self._releases[release_id] = (org_id, version)
-        return org_id, version
+        return self._releases.remember(release_id, (row["org_id"], row["version"]))
 
 
 def _actor(cause: Cause) -> dict[str, Any]:

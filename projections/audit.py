@@ -34,7 +34,14 @@ from projections.event_data import (
     event_type,
     referenced_ids,
 )
-from projections.projection import PendingRows, Projection, to_json, to_micros, to_text
+from projections.projection import (
+    PendingRows,
+    Projection,
+    RecentCache,
+    to_json,
+    to_micros,
+    to_text,
+)
 
 EVENTS = "audit_v2_events"
 EVENT_PROJECTS = "audit_v2_event_projects"
@@ -97,11 +104,12 @@ class AuditProjection(Projection):
         # The projects of each release whose lifetime began in this batch. The
         # statements that need other releases' projects read them from the table.
         self._linked: dict[str, list[str]] = {}
-        # This batch's positions of each release lifetime, as (release id, lifetime).
+        # This batch's events of each release lifetime, as (position, type),
+        # keyed by (release id, lifetime).
         self._lifetimes: dict[tuple[str, int], list[tuple[int, str]]] = {}
         # Subjects other than releases read from the database. They never
         # change once committed, so they are kept across batches, up to a bound.
-        self._stored: dict[str, Subject] = {}
+        self._stored: RecentCache[Subject] = RecentCache(MAX_STORED_SUBJECTS)
         self._new_subjects = PendingRows(SUBJECTS, ("id", "kind", "org_id", "public_id", "name"))
         self._new_events = PendingRows(EVENTS, EVENT_COLUMNS)
         self._new_event_projects = PendingRows(EVENT_PROJECTS,
@@ -313,9 +321,7 @@ class AuditProjection(Projection):
         if subject.kind == "release":
             self._subjects[subject.id] = subject
         else:
-            if len(self._stored) >= MAX_STORED_SUBJECTS:
-                self._stored.clear()
-            self._stored[subject.id] = subject
+            self._stored.remember(subject.id, subject)
         return subject
 
 

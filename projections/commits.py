@@ -20,7 +20,7 @@ from eventsourcing.domain import DomainEvent
 from domain.release import Release
 from domain.repository import Repository
 from projections.database import Cursor, Row
-from projections.projection import Projection, to_text
+from projections.projection import Projection, RecentCache, to_text
 from projections.releases import RELEASE_PROJECTS, RELEASES
 
 REPOSITORIES = "commits_v1_repositories"
@@ -66,9 +66,9 @@ class CommitsProjection(Projection):
         # The organization of recent releases. A release id always names
         # the same organization, so an entry never goes stale, even when
         # the transaction that wrote its row rolls back.
-        self._org_ids: dict[str, str] = {}
+        self._org_ids: RecentCache[str] = RecentCache(MAX_CACHED_RELEASES)
         # Each release's commit list as the batch last set it, written at
-        # its end; the rows stored before are deleted when the list is set.
+        # its end. Setting a list deletes the rows stored before.
         self._new_lists: dict[str, list[tuple[Any, ...]]] = {}
 
     def begin_batch(self) -> None:
@@ -106,7 +106,7 @@ class CommitsProjection(Projection):
             f"INSERT INTO {RELEASE_ORGS} (id, org_id) VALUES (%s, %s)",
             (str(event.originator_id), str(event.org_id)),
         )
-        self._remember(str(event.originator_id), str(event.org_id))
+        self._org_ids.remember(str(event.originator_id), str(event.org_id))
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
@@ -160,14 +160,7 @@ class CommitsProjection(Projection):
         ).fetchone()
         if row is None:
             raise LookupError(f"Commits for release {release_id} before its creation.")
-        return self._remember(release_id, row["org_id"])
-
-    def _remember(self, release_id: str, org_id: str) -> str:
-        if len(self._org_ids) >= MAX_CACHED_RELEASES:
-            # Commits mostly arrive for recent releases, which come back soon.
-            self._org_ids.clear()
-        self._org_ids[release_id] = org_id
-        return org_id
+        return self._org_ids.remember(release_id, row["org_id"])
 
     def _unlink(self, cursor: Cursor, release_id: str) -> None:
         """Drop the release's commit list and head commits, but keep the commits."""

@@ -81,9 +81,9 @@ class DeliveryProjection(Projection):
             f" ON {LEAD_TIMES} (org_id, deployed_at)"
         ),
         # Scratch rows of the commits one batch touches, keyed by the position
-        # of the event that marked them, and empty between batches. Reaching them through the key
-        # skips the rows that earlier events deleted, which stay in the table
-        # as dead rows until it is vacuumed.
+        # of the event that marked them, and empty between batches. Reaching
+        # them through the key skips the rows that earlier batches deleted,
+        # which stay in the table as dead rows until it is vacuumed.
         (
             f"CREATE TABLE IF NOT EXISTS {CHANGED_COMMITS} (position BIGINT NOT NULL,"
             " org_id TEXT NOT NULL, repository TEXT NOT NULL, commit_id TEXT NOT NULL,"
@@ -97,7 +97,7 @@ class DeliveryProjection(Projection):
         # Lead times follow from the commits and deploys as they stand, so
         # they are derived again once a batch, at its end, for every commit
         # the batch touched. Commits about to be removed are marked in the
-        # scratch table as the batch goes; the commits of releases whose
+        # scratch table as the batch goes. The commits of releases whose
         # commits or deploys changed are marked at the end.
         self._changed_releases: dict[str, None] = {}
         self._marked: tuple[int, int] | None = None
@@ -113,18 +113,18 @@ class DeliveryProjection(Projection):
 
     def end_batch(self, cursor: Cursor) -> None:
         self._new_deploys.flush(cursor)
-        if self._changed_releases:
-            released = list(self._changed_releases)
-            _, last = self._marked or (0, 0)
-            cursor.execute(
-                f"INSERT INTO {CHANGED_COMMITS} (position, org_id, repository, commit_id)"
-                f" SELECT %s, org_id, repository, commit_id FROM {COMMITS}"
-                f" WHERE release_id IN ({', '.join(['%s'] * len(released))})"
-                " ON CONFLICT DO NOTHING",
-                (last, *released),
-            )
         if self._marked is not None:
-            self._recompute_lead_times(cursor, *self._marked)
+            first, last = self._marked
+            released = list(self._changed_releases)
+            if released:
+                cursor.execute(
+                    f"INSERT INTO {CHANGED_COMMITS} (position, org_id, repository, commit_id)"
+                    f" SELECT %s, org_id, repository, commit_id FROM {COMMITS}"
+                    f" WHERE release_id IN ({', '.join(['%s'] * len(released))})"
+                    " ON CONFLICT DO NOTHING",
+                    (last, *released),
+                )
+            self._recompute_lead_times(cursor, first, last)
         self.begin_batch()
 
     @singledispatchmethod
@@ -228,7 +228,7 @@ class DeliveryProjection(Projection):
         self._note_position(position)
 
     def _note_changed(self, release_id: str, position: int) -> None:
-        """Note a release whose commits or deploys changed; its commits are marked at the end."""
+        """Note a release whose commits or deploys changed, so its commits are marked at the end."""
         self._changed_releases[release_id] = None
         self._note_position(position)
 

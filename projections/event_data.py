@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -28,10 +28,13 @@ COMMON_FIELDS = frozenset(
 RENAMED_FIELDS = {"version_str": "version", "org_id": "organization"}
 # Values served as they are, checked first because most values are of these types.
 _PLAIN = frozenset({str, int, float, bool})
+# Field names whose properties are kept. Dict fields may carry names a
+# client chose, so the caches are bounded.
+_CACHED_FIELDS = 4096
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-@cache
+@lru_cache(maxsize=_CACHED_FIELDS)
 def is_secret(field: str) -> bool:
     """Tell whether a field contains a secret or a value that works like one.
 
@@ -65,7 +68,6 @@ def _type_name(event_class: type) -> str:
     return f"{snake_case(aggregate.split('.')[0])}.{snake_case(name)}"
 
 
-@cache
 def api_name(field: str) -> str:
     """Return the API name of an event field: `owner_id` is `owner`, `project_ids` `projects`."""
     if field in RENAMED_FIELDS:
@@ -87,7 +89,7 @@ def event_fields(event: DomainEvent) -> dict[str, Any]:
     }
 
 
-@cache
+@lru_cache(maxsize=_CACHED_FIELDS)
 def is_reference(field: str) -> bool:
     return field.endswith(("_id", "_ids"))
 
@@ -124,7 +126,7 @@ def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False
     return value
 
 
-@cache
+@lru_cache(maxsize=_CACHED_FIELDS)
 def _key_plan(field: str) -> tuple[str, bool, bool]:
     """Return a field's API name and whether it is secret and a reference, computed once."""
     return api_name(field), is_secret(field), is_reference(field)

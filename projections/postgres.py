@@ -89,7 +89,7 @@ class PostgresCursor(Cursor):
         self._pipeline = pipeline
 
     def leave_pipeline(self, error: BaseException | None = None) -> None:
-        """Wait for the results of every statement sent; raise the first error among them.
+        """Wait for the results of every statement sent and raise the first error among them.
 
         With `error`, the transaction is failing already: results are
         discarded and nothing is raised.

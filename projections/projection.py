@@ -6,13 +6,14 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import singledispatchmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.domain import DomainEvent
 
 from projections.database import Cursor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Value = TypeVar("Value")
 
 
 class Projection:
@@ -81,6 +82,24 @@ class PendingRows:
 
     def clear(self) -> None:
         self.rows = []
+
+
+class RecentCache(dict[str, Value]):
+    """A cache of values that never go stale, emptied whenever it reaches `limit` entries.
+
+    Emptying it all at once bounds its memory at little cost, because a read
+    model mostly meets the keys of recent events again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, key: str, value: Value) -> Value:
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
 
 
 def to_micros(value: datetime | None) -> int | None:

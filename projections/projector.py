@@ -358,7 +358,7 @@ def decode(ledger: Application, notification: Notification) -> DomainEvent:
 
 
 def end_batch(projection: Projection, cursor: Cursor, after: int, end: int) -> None:
-    """Let a read model write what it held back; a failure names the model and the batch."""
+    """Let a read model write what it held back, naming the model and the batch in a failure."""
     try:
         projection.end_batch(cursor)
     except Exception as error:

@@ -262,7 +262,7 @@ class Rebuild:
         # can hold every event store connection that the read would need.
         with self.database.transaction() as cursor:
             start = self._copy_position(cursor)
-        read = (start, self._read(start, target, self.batch_size))
+        read = (start, self._read(start, target, self.batch_size)) if start < target else None
         with self.database.transaction(write=True, pipeline=True) as cursor:
             self.database.lock(cursor, self.copy_name)
             if fast_commit and self.database.dialect == "postgresql":

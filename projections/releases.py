@@ -67,7 +67,7 @@ class ReleasesProjection(Projection):
 
     def __init__(self) -> None:
         # Release rows started in this batch, changed in memory by the
-        # batch's later events and written at its end; and deploy rows.
+        # batch's later events and written at its end. Deploy rows wait too.
         self._new_rows: dict[str, dict[str, Any]] = {}
         self._new_deploys = PendingRows(DEPLOYS, DEPLOY_COLUMNS)
 

@@ -108,7 +108,7 @@ def test_copy_commits_with_pipelined_statements(postgres_services):
     assert copied(services) == [1, 2, *many]
 
 
-def test_error_before_copy_in_pipelined_transaction_keeps_nothing(postgres_services):
+def test_error_before_copy_keeps_nothing(postgres_services):
     services = postgres_services
     transaction = services.database.transaction(write=True, pipeline=True)
     with pytest.raises(psycopg.errors.UniqueViolation), transaction as cursor:

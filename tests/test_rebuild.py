@@ -62,7 +62,7 @@ def test_large_batch_rebuild_equals_live_models(services, world):
     assert all_contents(services) == live
 
 
-def test_rebuild_batches_read_ledger_outside_write_lock(services, world, monkeypatch):
+def test_rebuild_reads_ledger_outside_lock(services, world, monkeypatch):
     # Only the final switch reads events under the write lock, because it
     # must catch the copy up to the head while writers wait.
     record_history(services)
