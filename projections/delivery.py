@@ -22,6 +22,7 @@ epoch, UTC.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
@@ -94,6 +95,9 @@ class DeliveryProjection(Projection):
     def __init__(self) -> None:
         # The organization of each release this batch touched. It never changes.
         self._org_ids: dict[str, str] = {}
+        # Releases created in this batch, with their later changes in the
+        # batch, written at its end. Each would otherwise cost five statements.
+        self._new: dict[str, NewRelease] = {}
         # Lead times follow from the commits and deploys as they stand, so
         # they are derived again once a batch, at its end, for every commit
         # the batch touched. Commits about to be removed are marked in the
@@ -107,11 +111,13 @@ class DeliveryProjection(Projection):
 
     def begin_batch(self) -> None:
         self._org_ids.clear()
+        self._new.clear()
         self._changed_releases.clear()
         self._marked = None
         self._new_deploys.clear()
 
     def end_batch(self, cursor: Cursor) -> None:
+        self._write_new(cursor, list(self._new))
         self._new_deploys.flush(cursor)
         if self._marked is not None:
             first, last = self._marked
@@ -127,19 +133,35 @@ class DeliveryProjection(Projection):
             self._recompute_lead_times(cursor, first, last)
         self.begin_batch()
 
+    def _write_new(self, cursor: Cursor, release_ids: Sequence[str]) -> None:
+        """Write releases created in this batch, with their projects and commits."""
+        releases, links, commits = [], [], []
+        for release_id in release_ids:
+            new = self._new.pop(release_id)
+            releases.append((release_id, new.org_id, False, new.created_at, new.released_at))
+            links.extend((release_id, project_id) for project_id in new.project_ids)
+            commits.extend(
+                (release_id, new.org_id, repository, commit_id, committed_at)
+                for (repository, commit_id), committed_at in new.commits.items()
+            )
+        for table, columns, rows in (
+            (RELEASES, ("id", "org_id", "deleted", "created_at", "released_at"), releases),
+            (RELEASE_PROJECTS, ("release_id", "project_id"), links),
+            (COMMITS, ("release_id", "org_id", "repository", "commit_id", "committed_at"),
+             commits),
+        ):
+            if rows:
+                cursor.copy_rows(table, columns, rows)
+
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
         """Other events leave the metrics unchanged."""
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
-        cursor.execute(
-            f"INSERT INTO {RELEASES} (id, org_id, deleted, created_at, released_at)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (str(event.originator_id), str(event.org_id), False, to_micros(event.timestamp),
-             None),
-        )
-        self._org_ids[str(event.originator_id)] = str(event.org_id)
+        release_id, org_id = str(event.originator_id), str(event.org_id)
+        self._new[release_id] = NewRelease(org_id, to_micros(event.timestamp))
+        self._org_ids[release_id] = org_id
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
@@ -162,6 +184,10 @@ class DeliveryProjection(Projection):
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
+        new = self._new.get(str(event.originator_id))
+        if new is not None:
+            new.project_ids.update(dict.fromkeys(str(p) for p in event.project_ids))
+            return
         cursor.executemany(
             f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
             [(str(event.originator_id), str(project_id)) for project_id in event.project_ids],
@@ -169,6 +195,10 @@ class DeliveryProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Released, cursor: Cursor, position: int) -> None:
+        new = self._new.get(str(event.originator_id))
+        if new is not None:
+            new.released_at = to_micros(event.date_released)
+            return
         cursor.execute(
             f"UPDATE {RELEASES} SET released_at = %s WHERE id = %s",
             (to_micros(event.date_released), str(event.originator_id)),
@@ -177,6 +207,13 @@ class DeliveryProjection(Projection):
     @apply.register
     def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
+        new = self._new.get(release_id)
+        if new is not None:
+            # Commits replaced before the batch ends never reached the table,
+            # so no lead time was derived from them.
+            new.commits = _commit_times(event.commits)
+            self._note_changed(release_id, position)
+            return
         org_id = self._org_id(cursor, release_id)
         self._mark_changed(cursor, release_id, position)
         cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
@@ -212,6 +249,8 @@ class DeliveryProjection(Projection):
 
     def _remove_lifetime(self, cursor: Cursor, release_id: str, position: int) -> None:
         """Remove the commits, deploys and projects of the release's ending lifetime."""
+        if release_id in self._new:
+            self._write_new(cursor, [release_id])
         self._mark_changed(cursor, release_id, position)
         self._new_deploys.flush(cursor)
         for table in (COMMITS, DEPLOYS, RELEASE_PROJECTS):
@@ -260,6 +299,17 @@ class DeliveryProjection(Projection):
         )
         cursor.execute(f"DELETE FROM {CHANGED_COMMITS} WHERE position BETWEEN %s AND %s",
                        (first, last))
+
+
+@dataclass
+class NewRelease:
+    """A release created in the current batch, as it stands after the batch's events so far."""
+
+    org_id: str
+    created_at: int | None
+    released_at: int | None = None
+    project_ids: dict[str, None] = field(default_factory=dict)
+    commits: dict[tuple[str, str], int | None] = field(default_factory=dict)
 
 
 def _commit_times(commits: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int | None]:
