@@ -29,6 +29,10 @@ RELEASE_COLUMNS = (
     "date_created", "date_started", "date_released", "sort_key", "commit_count", "last_commit",
     "authors", "deploy_count", "last_deploy",
 )
+COMMIT_COLUMNS = (
+    "release_id", "position", "commit_id", "repository", "message", "author_name",
+    "author_email", "timestamp", "patch_set",
+)
 DEPLOY_COLUMNS = (
     "public_id", "release_id", "environment", "name", "url", "date_started", "date_finished",
     "project_ids",
@@ -67,13 +71,19 @@ class ReleasesProjection(Projection):
 
     def __init__(self) -> None:
         # Release rows started in this batch, changed in memory by the
-        # batch's later events and written at its end. Deploy rows wait too.
+        # batch's later events and written at its end, with their commit
+        # lists. Identities, project links and deploys wait too.
         self._new_rows: dict[str, dict[str, Any]] = {}
+        self._new_commits: dict[str, list[tuple[Any, ...]]] = {}
+        self._new_identities = PendingRows(IDENTITIES, ("id", "org_id", "version"))
+        self._new_links = PendingRows(RELEASE_PROJECTS, ("release_id", "project_id"))
         self._new_deploys = PendingRows(DEPLOYS, DEPLOY_COLUMNS)
 
     def begin_batch(self) -> None:
         self._new_rows.clear()
-        self._new_deploys.clear()
+        self._new_commits.clear()
+        for pending in (self._new_identities, self._new_links, self._new_deploys):
+            pending.clear()
 
     def end_batch(self, cursor: Cursor) -> None:
         if self._new_rows:
@@ -81,7 +91,11 @@ class ReleasesProjection(Projection):
                 tuple(row[column] for column in RELEASE_COLUMNS)
                 for row in self._new_rows.values()
             ])
-        self._new_deploys.flush(cursor)
+        commits = [row for rows in self._new_commits.values() for row in rows]
+        if commits:
+            cursor.copy_rows(COMMITS, COMMIT_COLUMNS, commits)
+        for pending in (self._new_identities, self._new_links, self._new_deploys):
+            pending.flush(cursor)
         self.begin_batch()
 
     def _change(self, cursor: Cursor, release_id: str, statement: str, **values: Any) -> None:
@@ -104,14 +118,12 @@ class ReleasesProjection(Projection):
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
         # Deleted releases lose their row, so the identity is kept apart for
         # the Recreated event, which does not repeat it.
-        cursor.execute(
-            f"INSERT INTO {IDENTITIES} (id, org_id, version) VALUES (%s, %s, %s)",
-            (str(event.originator_id), str(event.org_id), event.version_str),
-        )
+        self._new_identities.add(str(event.originator_id), str(event.org_id), event.version_str)
         self._start(cursor, event, position, str(event.org_id), event.version_str)
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
+        self._new_identities.flush(cursor)
         identity = cursor.execute(
             f"SELECT org_id, version FROM {IDENTITIES} WHERE id = %s",
             (str(event.originator_id),),
@@ -123,6 +135,11 @@ class ReleasesProjection(Projection):
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
+        release_id = str(event.originator_id)
+        if release_id in self._new_rows:
+            for project_id in event.project_ids:
+                self._new_links.add(release_id, str(project_id))
+            return
         cursor.executemany(
             f"INSERT INTO {RELEASE_PROJECTS} (release_id, project_id) VALUES (%s, %s)",
             [(str(event.originator_id), str(project_id)) for project_id in event.project_ids],
@@ -149,18 +166,18 @@ class ReleasesProjection(Projection):
     @apply.register
     def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
-        cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
-        cursor.copy_rows(
-            COMMITS,
-            ("release_id", "position", "commit_id", "repository", "message", "author_name",
-             "author_email", "timestamp", "patch_set"),
-            (
-                (release_id, index, commit["id"], commit["repository"], commit["message"],
-                 commit["author_name"], commit["author_email"], commit["timestamp"],
-                 to_json(commit["patch_set"]))
-                for index, commit in enumerate(event.commits)
-            ),
-        )
+        rows = [
+            (release_id, index, commit["id"], commit["repository"], commit["message"],
+             commit["author_name"], commit["author_email"], commit["timestamp"],
+             to_json(commit["patch_set"]))
+            for index, commit in enumerate(event.commits)
+        ]
+        if release_id in self._new_rows:
+            self._new_commits[release_id] = rows
+        else:
+            cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
+            if rows:
+                cursor.copy_rows(COMMITS, COMMIT_COLUMNS, rows)
         self._change(
             cursor, release_id,
             f"UPDATE {RELEASES} SET commit_count = %s, last_commit = %s, authors = %s"
@@ -225,6 +242,8 @@ class ReleasesProjection(Projection):
 
     def _delete(self, cursor: Cursor, release_id: str) -> None:
         self._new_rows.pop(release_id, None)
+        self._new_commits.pop(release_id, None)
+        self._new_links.flush(cursor)
         self._new_deploys.flush(cursor)
         for table in (RELEASES, RELEASE_PROJECTS, COMMITS, DEPLOYS):
             key = "id" if table == RELEASES else "release_id"
