@@ -97,6 +97,16 @@ class AuditProjection(Projection):
         " project_id TEXT NOT NULL, PRIMARY KEY (release_id, project_id))",
     )
 
+    query_indexes = frozenset((
+        f"{EVENTS}_org",
+        f"{EVENTS}_type",
+        f"{EVENTS}_actor",
+        f"{EVENTS}_email",
+        f"{EVENTS}_version",
+        f"{EVENTS}_date",
+        f"{EVENT_PROJECTS}_type",
+    ))
+
     def __init__(self) -> None:
         # The subjects this batch has read or written, so that most events
         # of a batch name their aggregate without a query.

@@ -92,6 +92,12 @@ class DeliveryProjection(Projection):
         ),
     )
 
+    query_indexes = frozenset((
+        f"{RELEASES}_released",
+        f"{DEPLOYS}_finished",
+        f"{LEAD_TIMES}_deployed",
+    ))
+
     def __init__(self) -> None:
         # The organization of each release this batch touched. It never changes.
         self._org_ids: dict[str, str] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import singledispatchmethod
@@ -13,6 +14,8 @@ from eventsourcing.domain import DomainEvent
 from projections.database import Cursor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INDEX_NAME = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)",
+                         re.IGNORECASE)
 Value = TypeVar("Value")
 
 
@@ -28,6 +31,10 @@ class Projection:
 
     name: ClassVar[str]
     create_statements: ClassVar[tuple[str, ...]] = ()
+    # Indexes of `create_statements` that only queries read, never a
+    # handler. A fill from position zero builds them after its last batch,
+    # in one sort each, instead of updating them row by row.
+    query_indexes: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -37,6 +44,12 @@ class Projection:
             for statement in self.create_statements
             if statement.lstrip().upper().startswith("CREATE TABLE")
         )
+
+    @property
+    def query_index_statements(self) -> tuple[str, ...]:
+        """The CREATE INDEX statements of `query_indexes`, in creation order."""
+        return tuple(statement for statement in self.create_statements
+                     if index_name(statement) in self.query_indexes)
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
@@ -100,6 +113,12 @@ class RecentCache(dict[str, Value]):
             self.clear()
         self[key] = value
         return value
+
+
+def index_name(statement: str) -> str | None:
+    """Return the name of the index a CREATE INDEX statement creates, else None."""
+    match = _INDEX_NAME.match(statement)
+    return None if match is None else match.group(1)
 
 
 def to_micros(value: datetime | None) -> int | None:

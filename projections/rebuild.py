@@ -24,7 +24,7 @@ from eventsourcing.persistence import Notification
 
 from domain.errors import LedgerError
 from projections.database import Cursor, Database, Row
-from projections.projection import Projection
+from projections.projection import Projection, index_name
 from projections.projector import (
     LIVE,
     POSITIONS_TABLE,
@@ -129,9 +129,12 @@ class CopySchema:
     def _rewrite(self, statement: str) -> str:
         return self._owned.sub(lambda match: COPY_PREFIX + match.group(1), statement)
 
-    @property
-    def copy_statements(self) -> list[str]:
-        return [self.rewrite(statement) for statement in self.projection.create_statements]
+    def copy_statements(self, *, query_indexes: bool = True) -> list[str]:
+        """The statements that create the copy; `query_indexes=False` leaves those indexes out."""
+        return [
+            self.rewrite(statement) for statement in self.projection.create_statements
+            if query_indexes or index_name(statement) not in self.projection.query_indexes
+        ]
 
 
 class CopyCursor(Cursor):
@@ -208,6 +211,7 @@ class Rebuild:
             try:
                 self._prepare(restart)
                 self._replay()
+                self._create_query_indexes()
                 return self._switch()
             except Exception as error:
                 if not is_unavailable(self.database, error):
@@ -236,7 +240,9 @@ class Rebuild:
                 return
             for table in copies:
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in self.schema.copy_statements:
+            # Query-only indexes are built once the copy has caught up, in one
+            # sort each: nobody queries the copy before it goes live.
+            for statement in self.schema.copy_statements(query_indexes=False):
                 cursor.execute(statement)
             cursor.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = %s", (self.copy_name,))
             cursor.execute(
@@ -319,6 +325,13 @@ class Rebuild:
                 " run the rebuild again with --restart."
             )
         return row["position"]
+
+    def _create_query_indexes(self) -> None:
+        with self.database.transaction(write=True) as cursor:
+            self.database.lock(cursor, self.copy_name)
+            for statement in self.schema.copy_statements():
+                if index_name(statement) is not None:
+                    cursor.execute(statement)
 
     def _switch(self) -> int:
         """Catch the copy up under the live model's lock and make it the live model."""

@@ -69,6 +69,12 @@ class ReleasesProjection(Projection):
         " version TEXT NOT NULL)",
     )
 
+    query_indexes = frozenset((
+        f"{RELEASES}_order",
+        f"{RELEASES}_prefix",
+        f"{RELEASE_PROJECTS}_project",
+    ))
+
     def __init__(self) -> None:
         # Release rows started in this batch, changed in memory by the
         # batch's later events and written at its end, with their commit

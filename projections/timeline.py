@@ -78,6 +78,13 @@ class TimelineProjection(Projection):
         " position BIGINT NOT NULL, request_id TEXT, instant BIGINT NOT NULL)",
     )
 
+    query_indexes = frozenset((
+        f"{RELEASES}_version",
+        f"{RELEASES}_order",
+        f"{RELEASES}_prefix",
+        f"{RELEASE_PROJECTS}_project",
+    ))
+
     def __init__(self) -> None:
         # Each release's current state and clock as this batch last read or
         # wrote them, so a release's later events in a batch skip the reads.

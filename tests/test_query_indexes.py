@@ -1,0 +1,127 @@
+"""Query-only indexes: built after a fill from position zero, present whenever it ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from projections.projector import POSITIONS_TABLE, Projector
+from projections.projection import Projection, index_name
+from projections.rebuild import COPY_PREFIX
+from projections.registry import all_projections
+from tests.read_models import all_contents, projection_named, rebuild, record_history
+
+FILLED = ["audit_v2", "releases_v1", "delivery_v1", "timeline_v2"]
+
+
+def index_names(services, tables) -> set[str]:
+    with services.database.transaction() as cursor:
+        return set().union(*(services.database.index_names(cursor, table) for table in tables))
+
+
+def reset_to_zero(services, projection: Projection) -> None:
+    """Drop the read model's tables and position, and create them again, empty."""
+    with services.database.transaction(write=True) as cursor:
+        for table in projection.tables:
+            cursor.execute(f"DROP TABLE {table}")
+        cursor.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = %s", (projection.name,))
+    services.projector.create_tables()
+
+
+def filler(services, projection: Projection, defer_from: int) -> Projector:
+    return Projector(services.ledger, services.database, [projection], batch_size=5,
+                     defer_indexes_from=defer_from)
+
+
+@pytest.mark.parametrize("projection", all_projections(), ids=lambda p: p.name)
+def test_query_indexes_are_indexes_of_the_read_model(projection):
+    created = {index_name(statement) for statement in projection.create_statements}
+
+    assert projection.query_indexes <= created
+    assert len(projection.query_index_statements) == len(projection.query_indexes)
+
+
+@pytest.mark.parametrize("name", FILLED)
+def test_fill_from_zero_leaves_query_indexes_out_until_it_ends(services, world, name):
+    record_history(services)
+    services.projector.catch_up()
+    projection = projection_named(services, name)
+    live, every_index = all_contents(services), index_names(services, projection.tables)
+    reset_to_zero(services, projection)
+    seen: list[set[str]] = []
+
+    filler(services, projection, defer_from=1).catch_up(
+        before_batch=lambda: seen.append(index_names(services, projection.tables)))
+
+    assert len(seen) > 1
+    assert all(not names & projection.query_indexes for names in seen)
+    assert index_names(services, projection.tables) == every_index
+    assert all_contents(services) == live
+
+
+def test_short_fill_keeps_query_indexes(services, world):
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    reset_to_zero(services, projection)
+    seen: list[set[str]] = []
+    events = services.projector.head()
+
+    filler(services, projection, defer_from=events + 1).catch_up(
+        before_batch=lambda: seen.append(index_names(services, projection.tables)))
+
+    assert seen
+    assert all(projection.query_indexes <= names for names in seen)
+
+
+def test_interrupted_fill_builds_query_indexes(services, world):
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    every_index = index_names(services, projection.tables)
+    reset_to_zero(services, projection)
+    batches: list[int] = []
+
+    def stop_at_second_batch() -> None:
+        batches.append(1)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        filler(services, projection, defer_from=1).catch_up(before_batch=stop_at_second_batch)
+
+    assert index_names(services, projection.tables) == every_index
+
+
+def test_fill_past_zero_keeps_query_indexes(services, world):
+    # Dropping the indexes of a partly filled model would leave its
+    # queries without them for the rest of the fill.
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    reset_to_zero(services, projection)
+    filler(services, projection, defer_from=1).apply_batch(projection, services.projector.head())
+    seen: list[set[str]] = []
+
+    filler(services, projection, defer_from=1).catch_up(
+        before_batch=lambda: seen.append(index_names(services, projection.tables)))
+
+    assert seen
+    assert all(projection.query_indexes <= names for names in seen)
+
+
+@pytest.mark.parametrize("name", FILLED)
+def test_rebuild_builds_query_indexes_before_switching(services, world, name):
+    record_history(services)
+    services.projector.catch_up()
+    projection = projection_named(services, name)
+    every_index = index_names(services, projection.tables)
+    copies = [COPY_PREFIX + table for table in projection.tables]
+    copy_queries = {COPY_PREFIX + index for index in projection.query_indexes}
+    seen: list[set[str]] = []
+
+    def report(progress) -> None:
+        if not progress.done:
+            seen.append(index_names(services, copies))
+
+    rebuild(services, name, batch_size=5, report=report)
+
+    assert seen
+    assert all(not names & copy_queries for names in seen)
+    assert index_names(services, projection.tables) == every_index
