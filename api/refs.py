@@ -62,9 +62,8 @@ def plan_refs(
     if body.get("refs") is None:
         return None
     refs = check_refs(body["refs"])
-    release = queries.releases.get(org_id, version)
+    release, linked = queries.releases.get_linked(org_id, version)
     if release is not None:
-        linked = queries.releases.project_ids([release["id"]])[release["id"]]
         project_ids = sorted({*project_ids, *linked})
     return [_plan(queries, org_id, index, ref, release, project_ids)
             for index, ref in enumerate(refs)]

@@ -65,10 +65,9 @@ class Resource:
 
         Any other release, existing or not, is reported as not found.
         """
-        row = queries.releases.get(access.org_id, version)
+        row, linked = queries.releases.get_linked(access.org_id, version)
         if row is None:
             raise NotFoundError(RELEASE_NOT_FOUND)
-        linked = queries.releases.project_ids([row["id"]])[row["id"]]
         if project is not None and project["id"] not in linked:
             raise NotFoundError(RELEASE_NOT_FOUND)
         if not any(access.may_use(project_id) for project_id in linked):

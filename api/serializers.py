@@ -32,15 +32,11 @@ def release_bodies(
     `releases` are the live queries or those of one instant, and every
     release field, new issue counts included, comes from them.
     """
-    linked = releases.project_ids([row["id"] for row in rows])
-    projects = directory.projects_by_id(
-        sorted({project_id for ids in linked.values() for project_id in ids})
-    )
+    linked = releases.linked_projects([row["id"] for row in rows])
     owners = directory.users(sorted({row["owner_id"] for row in rows if row["owner_id"]}))
     new_issues = releases.new_issue_counts([row["id"] for row in rows])
     return [
-        _release_body(row, [projects[p] for p in linked[row["id"]] if p in projects], owners,
-                      new_issues[row["id"]])
+        _release_body(row, linked[row["id"]], owners, new_issues[row["id"]])
         for row in rows
     ]
 

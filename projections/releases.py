@@ -16,6 +16,7 @@ from eventsourcing.domain import DomainEvent
 
 from domain.release import Release
 from projections.database import Cursor, Row
+from projections.directory import PROJECTS
 from projections.issues import IssueQueries
 from projections.projection import PendingRows, Projection, to_json, to_micros, to_text
 
@@ -285,6 +286,19 @@ class ReleaseQueries:
             f"SELECT * FROM {RELEASES} WHERE org_id = %s AND version = %s", (org_id, version)
         ).fetchone()
 
+    def get_linked(self, org_id: str, version: str) -> tuple[Row | None, list[str]]:
+        """Return a release and the ids of its projects, in one round trip."""
+        return split_links(self.cursor.execute(
+            f"SELECT r.*, p.project_id AS {LINKED_COLUMN} FROM {RELEASES} r"
+            f" LEFT JOIN {RELEASE_PROJECTS} p ON p.release_id = r.id"
+            " WHERE r.org_id = %s AND r.version = %s",
+            (org_id, version),
+        ).fetchall())
+
+    def linked_projects(self, release_ids: Sequence[str]) -> dict[str, list[Row]]:
+        """Return the directory rows of each release's projects, in one round trip."""
+        return linked_projects(self.cursor, RELEASE_PROJECTS, release_ids)
+
     def project_ids(self, release_ids: Sequence[str]) -> dict[str, list[str]]:
         linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
         if not release_ids:
@@ -396,6 +410,43 @@ class ReleaseQueries:
             " ORDER BY date_finished DESC, public_id DESC",
             (release_id,),
         ).fetchall()
+
+
+# The column that carries a linked project's id beside the release's own columns.
+LINKED_COLUMN = "linked__project_id"
+
+
+def split_links(rows: Sequence[Row]) -> tuple[Row | None, list[str]]:
+    """Split the rows of a release joined with its project links into the release and the ids."""
+    if not rows:
+        return None, []
+    release = {key: value for key, value in rows[0].items() if key != LINKED_COLUMN}
+    return release, [row[LINKED_COLUMN] for row in rows if row[LINKED_COLUMN] is not None]
+
+
+def linked_projects(
+    cursor: Cursor, links_table: str, release_ids: Sequence[str], condition: str = "",
+    params: Sequence[Any] = (),
+) -> dict[str, list[Row]]:
+    """Return each release's projects as directory rows, through the links in `links_table`.
+
+    `condition` narrows the links further, with `params` for its marks.
+    Links to projects missing from the directory are left out.
+    """
+    linked: dict[str, list[Row]] = {release_id: [] for release_id in release_ids}
+    if not release_ids:
+        return linked
+    marks = ", ".join(["%s"] * len(release_ids))
+    rows = cursor.execute(
+        f"SELECT l.release_id AS linked__release_id, d.* FROM {links_table} l"
+        f" JOIN {PROJECTS} d ON d.id = l.project_id"
+        f" WHERE l.release_id IN ({marks}){condition}",
+        (*release_ids, *params),
+    ).fetchall()
+    for row in rows:
+        project = dict(row)
+        linked[project.pop("linked__release_id")].append(project)
+    return linked
 
 
 def _like_prefix(prefix: str) -> str:

@@ -32,7 +32,14 @@ from eventsourcing.domain import DomainEvent
 from domain.release import Release
 from projections.database import Cursor, Row
 from projections.projection import Projection, to_json, to_micros, to_text
-from projections.releases import _authors, _last_commit, _like_prefix
+from projections.releases import (
+    LINKED_COLUMN,
+    _authors,
+    _last_commit,
+    _like_prefix,
+    linked_projects,
+    split_links,
+)
 
 RELEASES = "timeline_v2_releases"
 RELEASE_PROJECTS = "timeline_v2_projects"
@@ -343,6 +350,22 @@ class ReleasesAt:
             " AND valid_from <= %s AND valid_to > %s",
             (org_id, version, self.instant, self.instant),
         ).fetchone()
+
+    def get_linked(self, org_id: str, version: str) -> tuple[Row | None, list[str]]:
+        """Return the release as it stood and the ids of its projects then, in one round trip."""
+        return split_links(self.cursor.execute(
+            f"SELECT r.*, p.project_id AS {LINKED_COLUMN} FROM {RELEASES} r"
+            f" LEFT JOIN {RELEASE_PROJECTS} p ON p.release_id = r.id"
+            " AND p.valid_from <= %s AND p.valid_to > %s"
+            " WHERE r.org_id = %s AND r.version = %s AND r.valid_from <= %s AND r.valid_to > %s",
+            (self.instant, self.instant, org_id, version, self.instant, self.instant),
+        ).fetchall())
+
+    def linked_projects(self, release_ids: Sequence[str]) -> dict[str, list[Row]]:
+        """Return the directory rows of each release's projects at the instant."""
+        return linked_projects(self.cursor, RELEASE_PROJECTS, release_ids,
+                               " AND l.valid_from <= %s AND l.valid_to > %s",
+                               (self.instant, self.instant))
 
     def project_ids(self, release_ids: Sequence[str]) -> dict[str, list[str]]:
         linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
