@@ -120,6 +120,15 @@ def _copy_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
     )
 
 
+# The planner's cost of reading a page out of order, for read-model queries.
+# PostgreSQL's default of 4 models spinning disks. With it, the first page of
+# a release's history scanned the audit events in position order, filtering
+# out 20,000 rows of other subjects, instead of reading the release's 101 rows
+# through its subject index: 6 ms instead of 0.4. Read models mostly sit in
+# memory, and on SSDs an out-of-order page costs little more than the next one.
+RANDOM_PAGE_COST = 1.1
+
+
 class IdleCheck:
     """Pool callbacks that test a connection before use only after it sat idle.
 
@@ -163,6 +172,7 @@ class PostgresDatabase(Database):
         options = (
             f"-c search_path={schema} -c idle_in_transaction_session_timeout=30000"
             f" -c statement_timeout={int(statement_timeout * 1000)}"
+            f" -c random_page_cost={RANDOM_PAGE_COST}"
         )
         # `timeout` bounds the wait for a free connection. The check finds
         # connections that a database restart closed before they are used.

@@ -215,3 +215,21 @@ def test_history_rejects_an_invalid_cursor(client, world):
     response = history(client, world, "1.0", cursor="abc:0:0")
 
     assert response.status_code == 400
+
+
+def test_history_serves_stored_data_as_the_json_it_holds(client, world):
+    # Items are written around each event's stored data text, not decoded
+    # and encoded again; the result must still be the JSON of each item.
+    create(client, world, "1.0", "web", ref="naïve \"quoted\" \\ ref\n")
+    client.simulate_put(f"{R}1.0/", json={"commits": [
+        {"id": "b1b1b1b", "message": "Ünïcode ✓ and </script>", "patch_set": []},
+    ]}, headers=world.headers())
+
+    response = history(client, world, "1.0")
+
+    assert response.headers["content-type"].startswith("application/json")
+    created, _, commits = response.json
+    assert created["data"]["ref"] == "naïve \"quoted\" \\ ref\n"
+    assert commits["data"]["commits"][0]["message"] == "Ünïcode ✓ and </script>"
+    assert list(created) == ["id", "type", "sequence", "dateCreated", "actor", "requestId",
+                             "hash", "data"]

@@ -125,3 +125,25 @@ def test_rebuild_builds_query_indexes_before_switching(services, world, name):
     assert seen
     assert all(not names & copy_queries for names in seen)
     assert index_names(services, projection.tables) == every_index
+
+
+def test_history_query_plans_with_ssd_page_costs(services, world):
+    # At PostgreSQL's default random_page_cost the planner read a release's
+    # history by scanning every event in position order and filtering.
+    if services.settings.backend != "postgresql":
+        pytest.skip("The planner's costs are PostgreSQL settings.")
+    record_history(services)
+    services.projector.catch_up()
+    with services.database.transaction() as cursor:
+        setting = cursor.execute("SHOW random_page_cost").fetchone()
+        subject = cursor.execute(
+            "SELECT subject_id FROM audit_v2_events ORDER BY position DESC LIMIT 1"
+        ).fetchone()["subject_id"]
+        cursor.execute("ANALYZE audit_v2_events")
+        plan = cursor.execute(
+            "EXPLAIN SELECT * FROM audit_v2_events WHERE subject_id = %s"
+            " ORDER BY position LIMIT 101", (subject,),
+        ).fetchall()
+
+    assert setting["random_page_cost"] == "1.1"
+    assert "audit_v2_events_subject" in " ".join(str(row) for row in plan)
