@@ -21,12 +21,12 @@ from projections.audit import AuditProjection, AuditQueries
 from projections.commits import CommitQueries, CommitsProjection
 from projections.database import Cursor, Database
 from projections.delivery import DeliveryProjection, DeliveryQueries
-from projections.directory import DirectoryProjection, DirectoryQueries
+from projections.directory import CachedDirectory, DirectoryProjection, DirectoryQueries
 from projections.files import FileQueries, FilesProjection
 from projections.issues import IssueQueries, IssuesProjection
 from projections.postgres import PostgresDatabase
-from projections.projection import Projection
-from projections.projector import Projector
+from projections.projection import Projection, RecentCache
+from projections.projector import Check, Projector
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries, ReleasesProjection
 from projections.runner_locks import active_runners
@@ -46,6 +46,9 @@ QUERY_MODELS: dict[str, tuple[str, ...]] = {
     "commits": (CommitsProjection.name,),
     "delivery": (DeliveryProjection.name,),
 }
+# Directory results kept per process for authentication, valid while the
+# directory's version stays the same. The cache starts over when full.
+DIRECTORY_CACHE_SIZE = 4096
 
 
 class UndeclaredQueriesError(RuntimeError):
@@ -64,10 +67,16 @@ class Queries:
     cursor: Cursor
     at: datetime | None = None
     groups: frozenset[str] | None = None
+    # The directory's version in this transaction's state when it is known,
+    # and the cache of results it validates.
+    directory_version: object = None
+    directory_cache: RecentCache[object] | None = None
 
     @property
     def directory(self) -> DirectoryQueries:
         self._check("directory")
+        if self.directory_version is not None and self.directory_cache is not None:
+            return CachedDirectory(self.cursor, self.directory_cache, self.directory_version)
         return DirectoryQueries(self.cursor)
 
     @property
@@ -142,6 +151,7 @@ class Services:
         self.database = _open_database(settings)
         self.blobs: BlobStore = LocalBlobStore(Path(settings.blob_dir))
         self._projections = projections
+        self.directory_cache: RecentCache[object] = RecentCache(DIRECTORY_CACHE_SIZE)
         if create_tables:
             self.projector.create_tables()
 
@@ -187,13 +197,22 @@ class Services:
         models = self._models_of(groups)
         declared = frozenset(groups) if groups else None
         with self.database.transaction() as cursor:
-            head, positions = projector.check_current(cursor, models)
-            if all(position >= head for position in positions.values()):
-                yield Queries(cursor, groups=declared)
+            check = projector.check(cursor, models)
+            if check.current:
+                yield self._queries(cursor, declared, check)
                 return
-        projector.catch_up(target=head, deadline=deadline, projections=models, positions=positions)
+        projector.catch_up(target=check.head, deadline=deadline, projections=models,
+                           positions=check.positions)
         with self.database.transaction() as cursor:
-            yield Queries(cursor, groups=declared)
+            # Checking again shows whether this state has the directory
+            # version just read, which lets authentication use the cache.
+            yield self._queries(cursor, declared, projector.check(cursor, models))
+
+    def _queries(self, cursor: Cursor, groups: frozenset[str] | None, check: Check) -> Queries:
+        """Return the queries of a transaction; the directory version counts only if current."""
+        version = check.versions.get(DirectoryProjection.name) if check.current else None
+        return Queries(cursor, groups=groups, directory_version=version,
+                       directory_cache=self.directory_cache)
 
     def _models_of(self, groups: Sequence[str]) -> list[Projection]:
         """Return the registered read models that `groups` read; all of them without groups."""

@@ -6,28 +6,40 @@ so they are integers, unique, and the same after every rebuild.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import singledispatchmethod
+from collections.abc import Callable, Sequence
+from functools import cache, singledispatchmethod
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import DomainEvent
 
 from domain.directory import ApiToken, Member, Organization, Project, Team, User
 from projections.database import Cursor, Row
-from projections.projection import Projection, to_text
+from projections.projection import Projection, RecentCache, to_text
 
-USERS = "directory_v1_users"
-ORGANIZATIONS = "directory_v1_organizations"
-TEAMS = "directory_v1_teams"
-PROJECTS = "directory_v1_projects"
-PROJECT_TEAMS = "directory_v1_project_teams"
-MEMBERS = "directory_v1_members"
-MEMBER_TEAMS = "directory_v1_member_teams"
-TOKENS = "directory_v1_tokens"
+USERS = "directory_v2_users"
+ORGANIZATIONS = "directory_v2_organizations"
+TEAMS = "directory_v2_teams"
+PROJECTS = "directory_v2_projects"
+PROJECT_TEAMS = "directory_v2_project_teams"
+MEMBERS = "directory_v2_members"
+MEMBER_TEAMS = "directory_v2_member_teams"
+TOKENS = "directory_v2_tokens"
+# One row: the ledger position of the last event that changed the directory.
+CHANGES = "directory_v2_changes"
+Value = TypeVar("Value")
 
 
 class DirectoryProjection(Projection):
-    name = "directory_v1"
+    """The directory, and the position of the last event that changed it.
+
+    That position is the directory's version: two reads that find the
+    same version read the same directory, so a result derived from it,
+    such as a token's owner or a caller's membership, may be kept until
+    the version changes.
+    """
+
+    name = "directory_v2"
     create_statements = (
         f"CREATE TABLE IF NOT EXISTS {USERS} (id TEXT PRIMARY KEY, public_id BIGINT NOT NULL,"
         " email TEXT NOT NULL, is_superuser BOOLEAN NOT NULL, date_created TEXT NOT NULL)",
@@ -52,13 +64,38 @@ class DirectoryProjection(Projection):
         " token_hash TEXT NOT NULL UNIQUE,"
         " public_id BIGINT NOT NULL, user_id TEXT, org_id TEXT, scopes TEXT NOT NULL,"
         " label TEXT NOT NULL, revoked BOOLEAN NOT NULL, date_created TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {CHANGES} (id INTEGER PRIMARY KEY,"
+        " position BIGINT NOT NULL)",
     )
+    version_query = f"SELECT position FROM {CHANGES} WHERE id = 1"
+
+    def __init__(self) -> None:
+        self._changed_at: int | None = None
+
+    def begin_batch(self) -> None:
+        self._changed_at = None
+
+    def end_batch(self, cursor: Cursor) -> None:
+        if self._changed_at is not None:
+            cursor.execute(
+                f"INSERT INTO {CHANGES} (id, position) VALUES (1, %s)"
+                " ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+                (self._changed_at,),
+            )
+        self._changed_at = None
+
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        """Apply an event, noting its position if the directory has a handler for it."""
+        handle = _handler(type(event))
+        if handle is not _IGNORED:
+            handle(self, event, cursor, position)
+            self._changed_at = position
 
     @singledispatchmethod
-    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+    def _handle(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
         """Events of other aggregates leave the directory unchanged."""
 
-    @apply.register
+    @_handle.register
     def _(self, event: User.Created, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"INSERT INTO {USERS} (id, public_id, email, is_superuser, date_created)"
@@ -67,7 +104,7 @@ class DirectoryProjection(Projection):
              to_text(event.timestamp)),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: Organization.Created, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"INSERT INTO {ORGANIZATIONS} (id, public_id, slug, name, open_membership,"
@@ -76,7 +113,7 @@ class DirectoryProjection(Projection):
              to_text(event.timestamp)),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: Team.Created, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"INSERT INTO {TEAMS} (id, public_id, org_id, slug, name, date_created)"
@@ -85,7 +122,7 @@ class DirectoryProjection(Projection):
              to_text(event.timestamp)),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: Project.Created, cursor: Cursor, position: int) -> None:
         project_id = str(event.originator_id)
         cursor.execute(
@@ -100,14 +137,14 @@ class DirectoryProjection(Projection):
                 (project_id, str(team_id)),
             )
 
-    @apply.register
+    @_handle.register
     def _(self, event: Member.Created, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"INSERT INTO {MEMBERS} (id, org_id, user_id, role) VALUES (%s, %s, %s, %s)",
             (str(event.originator_id), str(event.org_id), str(event.user_id), event.role),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: Member.TeamJoined, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"INSERT INTO {MEMBER_TEAMS} (org_id, user_id, team_id)"
@@ -115,14 +152,14 @@ class DirectoryProjection(Projection):
             (str(event.team_id), str(event.originator_id)),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: Member.RoleChanged, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"UPDATE {MEMBERS} SET role = %s WHERE id = %s",
             (event.role, str(event.originator_id)),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: ApiToken.Created, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"INSERT INTO {TOKENS} (id, token_hash, public_id, user_id, org_id, scopes, label,"
@@ -132,11 +169,22 @@ class DirectoryProjection(Projection):
              to_text(event.timestamp)),
         )
 
-    @apply.register
+    @_handle.register
     def _(self, event: ApiToken.Revoked, cursor: Cursor, position: int) -> None:
         cursor.execute(
             f"UPDATE {TOKENS} SET revoked = %s WHERE id = %s", (True, str(event.originator_id))
         )
+
+
+# The singledispatch registry of the directory's handlers.
+_HANDLERS = DirectoryProjection.__dict__["_handle"].dispatcher
+_IGNORED = _HANDLERS.dispatch(DomainEvent)
+
+
+@cache
+def _handler(event_class: type[DomainEvent]) -> Callable[..., None]:
+    """Return the handler of an event class; `_IGNORED` for events of other aggregates."""
+    return _HANDLERS.dispatch(event_class)
 
 
 def _optional_id(value: UUID | None) -> str | None:
@@ -264,3 +312,52 @@ class DirectoryQueries:
         return self.cursor.execute(
             f"SELECT * FROM {table} WHERE {column} IN ({marks})", tuple(values)
         ).fetchall()
+
+
+class CachedDirectory(DirectoryQueries):
+    """Directory reads that reuse results read at the same directory version.
+
+    Authenticating a request reads its token and the caller's organization.
+    Those results cannot change while the version stays the same, so they
+    come from `cache` when it holds them for this version. Cached rows are
+    shared between requests, and callers do not change them. Results that
+    find nothing are not kept, so guessed tokens or slugs cannot fill the
+    cache.
+    """
+
+    def __init__(self, cursor: Cursor, cache: RecentCache[Any], version: object) -> None:
+        super().__init__(cursor)
+        self._cache = cache
+        self._version = version
+
+    def token_and_user(self, token_hash: str) -> tuple[Row | None, Row | None]:
+        return self._remembered(
+            f"token:{token_hash}",
+            lambda: DirectoryQueries.token_and_user(self, token_hash),
+            lambda found: found[0] is not None,
+        )
+
+    def membership(self, slug: str, user_id: str) -> tuple[Row | None, Row | None, list[str]]:
+        return self._remembered(
+            f"membership:{user_id}:{slug}",
+            lambda: DirectoryQueries.membership(self, slug, user_id),
+            lambda found: found[0] is not None,
+        )
+
+    def organization(self, slug: str) -> Row | None:
+        return self._remembered(
+            f"organization:{slug}",
+            lambda: DirectoryQueries.organization(self, slug),
+            lambda found: found is not None,
+        )
+
+    def _remembered(
+        self, key: str, read: Callable[[], Value], keep: Callable[[Value], bool]
+    ) -> Value:
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        value = read()
+        if keep(value):
+            self._cache.remember(key, (self._version, value))
+        return value

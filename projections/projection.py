@@ -35,6 +35,9 @@ class Projection:
     # handler. A fill from position zero builds them after its last batch,
     # in one sort each, instead of updating them row by row.
     query_indexes: ClassVar[frozenset[str]] = frozenset()
+    # A query of one value that changes whenever the read model's content
+    # does, or None. The check of the read models before a read returns it.
+    version_query: ClassVar[str | None] = None
 
     @property
     def tables(self) -> tuple[str, ...]:

@@ -67,6 +67,19 @@ class CatchUpTimeoutError(TimeoutError):
 
 
 @dataclass(frozen=True)
+class Check:
+    """The ledger head, each read model's position, and the versions of those that have one."""
+
+    head: int
+    positions: dict[str, int]
+    versions: dict[str, object]
+
+    @property
+    def current(self) -> bool:
+        return all(position >= self.head for position in self.positions.values())
+
+
+@dataclass(frozen=True)
 class Lag:
     """How far a read model is behind the ledger."""
 
@@ -121,27 +134,40 @@ class Projector:
     def check_current(
         self, cursor: Cursor, projections: Sequence[Projection] | None = None
     ) -> tuple[int, dict[str, int]]:
-        """Return the ledger head and the position of each read model, by default all.
+        """Return the ledger head and the position of each read model, by default all."""
+        check = self.check(cursor, projections)
+        return check.head, check.positions
+
+    def check(self, cursor: Cursor, projections: Sequence[Projection] | None = None) -> Check:
+        """Return the ledger head, the read models' positions and their versions.
 
         One statement inside the caller's transaction. When no position is
         behind the head, the caller's queries see a state that includes
-        each event recorded before the transaction began. Read models and
-        ledger share one database on both backends. A read model without
-        a position counts as being at zero.
+        each event recorded before the transaction began, and each version
+        is that of this state. Read models and ledger share one database
+        on both backends. A read model without a position counts as being
+        at zero.
         """
         column = "notification_id" if self.database.dialect == "postgresql" else "rowid"
         table = self.ledger.recorder.events_table_name
         chosen = self.projections if projections is None else projections
         names = [projection.name for projection in chosen]
         marks = ", ".join(["%s"] * len(names))
+        versioned = [p for p in chosen if p.version_query is not None]
+        versions = "".join(f", ({p.version_query}) AS version_{index}"
+                           for index, p in enumerate(versioned))
         rows = cursor.execute(
             f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
-            " SELECT ledger.head AS head, p.name AS name, p.position AS position"
+            f" SELECT ledger.head AS head, p.name AS name, p.position AS position{versions}"
             f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})",
             names,
         ).fetchall()
         found = {row["name"]: row["position"] for row in rows if row["name"] is not None}
-        return rows[0]["head"], {name: found.get(name, 0) for name in names}
+        return Check(
+            head=rows[0]["head"],
+            positions={name: found.get(name, 0) for name in names},
+            versions={p.name: rows[0][f"version_{index}"] for index, p in enumerate(versioned)},
+        )
 
     def positions(self) -> dict[str, int]:
         with self.database.transaction() as cursor:

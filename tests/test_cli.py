@@ -25,9 +25,9 @@ def directory_state(services: Services) -> tuple:
         cursor = queries.cursor
         return tuple(
             cursor.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"]
-            for table in ("directory_v1_organizations", "directory_v1_teams",
-                          "directory_v1_projects", "directory_v1_users",
-                          "directory_v1_tokens", "directory_v1_members")
+            for table in ("directory_v2_organizations", "directory_v2_teams",
+                          "directory_v2_projects", "directory_v2_users",
+                          "directory_v2_tokens", "directory_v2_members")
         )
 
 

@@ -34,7 +34,7 @@ def test_read_503_while_read_models_locked(settings, impatient):
 
     try:
         with other.transaction(write=True) as cursor:
-            other.lock(cursor, "directory_v1")
+            other.lock(cursor, "directory_v2")
             started = time.monotonic()
             blocked = client.simulate_get(R, headers=world.headers())
             elapsed = time.monotonic() - started
@@ -45,7 +45,7 @@ def test_read_503_while_read_models_locked(settings, impatient):
     assert blocked.status_code == 503
     assert blocked.headers["retry-after"] == "2"
     assert list(blocked.json) == ["detail"]
-    assert "directory_v1" in blocked.json["detail"]
+    assert "directory_v2" in blocked.json["detail"]
     assert elapsed < 3
     assert recovered.status_code == 200
 

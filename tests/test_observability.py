@@ -57,7 +57,7 @@ def test_readyz_503_when_read_models_lag(settings):
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
     assert list(response.json) == ["detail"]
-    assert "directory_v1" in response.json["detail"]
+    assert "directory_v2" in response.json["detail"]
     assert "more than 0" in response.json["detail"]
 
 
@@ -110,7 +110,7 @@ def test_metrics_cover_requests_events_read_models(backend, client, services, wo
         position = values[("ledger_read_model_position", (("read_model", name),))]
         lag = values[("ledger_read_model_lag_events", (("read_model", name),))]
         assert position + lag == head
-    for name in ("directory_v1", "releases_v1"):
+    for name in ("directory_v2", "releases_v1"):
         assert values[("ledger_read_model_lag_events", (("read_model", name),))] == 0
     assert values[("ledger_read_model_lag_events", (("read_model", "audit_v2"),))] > 0
     if backend == "postgresql":

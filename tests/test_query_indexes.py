@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from projections.projector import POSITIONS_TABLE, Projector
 from projections.projection import Projection, index_name
+from projections.projector import POSITIONS_TABLE, Projector
 from projections.rebuild import COPY_PREFIX
 from projections.registry import all_projections
 from tests.read_models import all_contents, projection_named, rebuild, record_history

@@ -22,7 +22,7 @@ def test_named_groups_leave_other_models_behind(services, world):
 
     positions = services.projector.positions()
     assert "late" in {team["slug"] for team in teams}
-    assert positions["directory_v1"] == head
+    assert positions["directory_v2"] == head
     assert positions["audit_v2"] < head
     assert positions["releases_v1"] < head
 

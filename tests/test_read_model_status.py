@@ -220,6 +220,6 @@ def test_list_command_prints_json_lines(services, world, settings, monkeypatch, 
 def test_lag_seconds_is_zero_for_caught_up_model(services, world):
     services.projector.catch_up()
 
-    status = statuses(services, datetime.now(UTC) + timedelta(days=1))["directory_v1"]
+    status = statuses(services, datetime.now(UTC) + timedelta(days=1))["directory_v2"]
 
     assert status.lag_seconds == 0.0

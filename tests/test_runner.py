@@ -132,7 +132,7 @@ def test_select_rejects_unknown_read_model():
         select_projections(all_projections(), ["releases_v1", "nope_v1"])
 
     assert "nope_v1" in str(raised.value)
-    assert "directory_v1" in str(raised.value)
+    assert "directory_v2" in str(raised.value)
 
 
 @pytest.mark.slow
@@ -152,7 +152,7 @@ def test_projector_stops_cleanly_on_sigterm(settings, services):
     assert code == 0
     assert elapsed < 10
     assert stopped[0]["read_models"] == ["releases_v1"]
-    assert positions(services.database)["directory_v1"] == 0
+    assert positions(services.database)["directory_v2"] == 0
 
 
 @pytest.mark.slow

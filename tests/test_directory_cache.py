@@ -1,0 +1,118 @@
+"""Authentication results kept per process, valid only while the directory's version holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.application import ReleaseChanges
+from projections.directory import CachedDirectory, DirectoryQueries
+from tests.builders import CAUSE, RELEASE_SCOPES, release_body
+from tests.read_models import org_id, project_ids
+
+R = "/api/0/organizations/acme/releases/"
+
+
+def directory_version(services):
+    with services.read("directory") as queries:
+        return queries.directory_version
+
+
+def statements_of(services, monkeypatch, request) -> int:
+    """Return how many statements `request()` sends to the read models."""
+    sent = []
+    open_transaction = services.database.transaction
+
+    class Counting:
+        def __init__(self, cursor):
+            self._cursor = cursor
+
+        def execute(self, statement, params=()):
+            sent.append(statement)
+            self._cursor.execute(statement, params)
+            return self
+
+        def __getattr__(self, name):
+            return getattr(self._cursor, name)
+
+    def counted(**options):
+        class Context:
+            def __enter__(self):
+                self._inner = open_transaction(**options)
+                return Counting(self._inner.__enter__())
+
+            def __exit__(self, *exc_info):
+                return self._inner.__exit__(*exc_info)
+
+        return Context()
+
+    monkeypatch.setattr(services.database, "transaction", counted)
+    try:
+        request()
+    finally:
+        monkeypatch.undo()
+    return len(sent)
+
+
+def test_second_read_takes_token_and_organization_from_the_cache(client, world, services,
+                                                                 monkeypatch):
+    client.simulate_post(R, json=release_body("1.0"), headers=world.headers())
+
+    def read():
+        response = client.simulate_get(R, headers=world.headers("frontend"))
+        assert response.status_code == 200
+
+    first = statements_of(services, monkeypatch, read)
+    second = statements_of(services, monkeypatch, read)
+
+    assert second == first - 2
+
+
+def test_revoked_token_is_refused_by_the_next_request(client, world, services):
+    secret = world.token(org="acme", scopes=("org:ci",))
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert client.simulate_get(R, headers=headers).status_code == 200
+
+    services.ledger.revoke_token(secret, CAUSE)
+
+    assert client.simulate_get(R, headers=headers).status_code == 401
+
+
+def test_team_joined_shows_its_projects_at_the_next_request(client, world, services):
+    client.simulate_post(R, json=release_body("1.0", "api"), headers=world.headers())
+    email = "newcomer@example.com"
+    services.ledger.create_user(email, False, CAUSE)
+    services.ledger.add_member("acme", email, "member", ["frontend"], CAUSE)
+    headers = {"Authorization": f"Bearer {world.token(user=email, scopes=RELEASE_SCOPES)}"}
+    assert client.simulate_get(f"{R}1.0/", headers=headers).status_code == 404
+
+    services.ledger.add_member("acme", email, None, ["backend"], CAUSE)
+
+    assert client.simulate_get(f"{R}1.0/", headers=headers).status_code == 200
+
+
+def test_directory_version_moves_with_directory_events_only(services, world):
+    versions = [directory_version(services)]
+    services.ledger.create_release(org_id(services), "2.0",
+                                   ReleaseChanges(project_ids=project_ids(services, "web")), CAUSE)
+    versions.append(directory_version(services))
+    secret = world.token(org="acme", scopes=("org:ci",))
+    versions.append(directory_version(services))
+    services.ledger.revoke_token(secret, CAUSE)
+    versions.append(directory_version(services))
+    services.ledger.create_project("acme", "mobile", None, ["frontend"], CAUSE)
+    versions.append(directory_version(services))
+
+    assert versions[0] is not None
+    assert versions[1] == versions[0]
+    assert versions[1] < versions[2] < versions[3] < versions[4]
+
+
+@pytest.mark.parametrize("found", [None, {"id": "org"}])
+def test_cache_keeps_only_results_that_found_something(services, world, found, monkeypatch):
+    monkeypatch.setattr(DirectoryQueries, "organization", lambda self, slug: found)
+    cache = services.directory_cache
+    cache.clear()
+    with services.database.transaction() as cursor:
+        CachedDirectory(cursor, cache, 7).organization("acme")
+
+    assert ("organization:acme" in cache) is (found is not None)
