@@ -393,16 +393,16 @@ class CommitQueries:
         """
         if not project_ids:
             return None
-        marks = ", ".join(["%s"] * len(project_ids))
+        test, values = self.cursor.any_of(project_ids)
         conditions = [
             "h.repository_id = %s",
             "r.org_id = %s",
             (
                 f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
-                f" AND p.project_id IN ({marks}))"
+                f" AND p.project_id {test})"
             ),
         ]
-        params: list[Any] = [repository_id, org_id, *project_ids]
+        params: list[Any] = [repository_id, org_id, *values]
         if before is not None:
             conditions.append(
                 "r.id <> %s AND (r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))"

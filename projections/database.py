@@ -54,6 +54,13 @@ class Cursor(ABC):
     @abstractmethod
     def fetchall(self) -> list[Row]: ...
 
+    def any_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """Return a test that a value is one of `values`, to follow it, and its parameters.
+
+        `f"project_id {test}"` matches the rows whose project_id is in `values`.
+        """
+        return f"IN ({', '.join(['%s'] * len(values))})", tuple(values)
+
 
 class Database(ABC):
     """A connection source for read-model tables."""

@@ -373,14 +373,14 @@ class DeliveryQueries:
         """Return (project_id, created_at, released_at) of releases released in [start, end)."""
         if not project_ids:
             return []
-        marks = ", ".join(["%s"] * len(project_ids))
+        test, values = self.cursor.any_of(project_ids)
         return self.cursor.execute(
             "SELECT p.project_id, r.created_at, r.released_at"
             f" FROM {RELEASES} r JOIN {RELEASE_PROJECTS} p ON p.release_id = r.id"
             " WHERE r.org_id = %s AND NOT r.deleted"
             " AND r.released_at >= %s AND r.released_at < %s"
-            f" AND p.project_id IN ({marks})",
-            [org_id, start, end, *project_ids],
+            f" AND p.project_id {test}",
+            [org_id, start, end, *values],
         ).fetchall()
 
     def _select(
@@ -392,8 +392,9 @@ class DeliveryQueries:
     ) -> list[Row]:
         if not project_ids or environments == []:
             return []
-        statement += f" AND project_id IN ({', '.join(['%s'] * len(project_ids))})"
-        params = [*params, *project_ids]
+        test, values = self.cursor.any_of(project_ids)
+        statement += f" AND project_id {test}"
+        params = [*params, *values]
         if environments is not None:
             statement += f" AND environment IN ({', '.join(['%s'] * len(environments))})"
             params.extend(environments)

@@ -54,6 +54,16 @@ class PostgresCursor(Cursor):
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(statement, rows)  # type: ignore[arg-type]
 
+    def any_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """Return `= ANY(%s)` with the values as one array parameter.
+
+        psycopg neither prepares nor caches a statement with more than 50
+        parameters, so an IN list of a caller's 100 projects was parsed
+        and planned again on every request; one array parameter keeps the
+        statement text the same for every caller.
+        """
+        return "= ANY(%s)", (list(values),)
+
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Insert many rows in one COPY stream, or a few in pipelined INSERTs.
 

@@ -340,12 +340,12 @@ class ReleaseQueries:
         if project_ids is not None:
             if not project_ids:
                 return []
-            marks = ", ".join(["%s"] * len(project_ids))
+            test, values = self.cursor.any_of(project_ids)
             conditions.append(
                 f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
-                f" AND p.project_id IN ({marks}))"
+                f" AND p.project_id {test})"
             )
-            params.extend(project_ids)
+            params.extend(values)
         if prefix:
             conditions.append("r.version_lower LIKE %s ESCAPE '!'")
             params.append(_like_prefix(prefix.lower()))
@@ -387,15 +387,15 @@ class ReleaseQueries:
         """
         if not project_ids:
             return None
-        marks = ", ".join(["%s"] * len(project_ids))
+        test, values = self.cursor.any_of(project_ids)
         return self.cursor.execute(
             f"SELECT r.* FROM {RELEASES} r WHERE r.org_id = %s AND r.commit_count > 0"
             " AND r.id <> %s AND (r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))"
             f" AND EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
-            f" AND p.project_id IN ({marks}))"
+            f" AND p.project_id {test})"
             " ORDER BY r.sort_key DESC, r.public_id DESC LIMIT 1",
             (release["org_id"], release["id"], release["sort_key"], release["sort_key"],
-             release["public_id"], *project_ids),
+             release["public_id"], *values),
         ).fetchone()
 
     def deploy(self, public_id: int | None) -> Row | None:

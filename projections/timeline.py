@@ -413,12 +413,12 @@ class ReleasesAt:
         if project_ids is not None:
             if not project_ids:
                 return []
-            marks = ", ".join(["%s"] * len(project_ids))
+            test, values = self.cursor.any_of(project_ids)
             conditions.append(
                 f"EXISTS (SELECT 1 FROM {RELEASE_PROJECTS} p WHERE p.release_id = r.id"
-                f" AND p.project_id IN ({marks}) AND p.valid_from <= %s AND p.valid_to > %s)"
+                f" AND p.project_id {test} AND p.valid_from <= %s AND p.valid_to > %s)"
             )
-            params.extend([*project_ids, self.instant, self.instant])
+            params.extend([*values, self.instant, self.instant])
         if prefix:
             conditions.append("r.version_lower LIKE %s ESCAPE '!'")
             params.append(_like_prefix(prefix.lower()))
