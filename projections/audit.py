@@ -54,6 +54,11 @@ EVENT_COLUMNS = (
     "sequence", "type", "lifetime", "version", "actor_type", "actor_id", "actor_email",
     "actor_email_lower", "request_id", "date_created", "date_micros", "data",
 )
+# The columns a history or audit-log item shows, read without the others.
+SERVED_COLUMNS = ", ".join(f"e.{column}" for column in (
+    "position", "type", "sequence", "date_created", "actor_type", "actor_id", "actor_email",
+    "request_id", "data", "subject_kind", "subject_public_id", "subject_name",
+))
 # Fields that name a new aggregate of a kind without its own handler, in order of preference.
 NAME_FIELDS = ("slug", "version_str", "name", "email", "label", "environment")
 
@@ -438,7 +443,7 @@ class AuditQueries:
             conditions.append(f"{key} {comparison} %s")
             params.append(after if before is None else before)
         rows = self.cursor.execute(
-            f"SELECT e.*, c.hash FROM {source} LEFT JOIN {CHAIN_TABLE} c"
+            f"SELECT {SERVED_COLUMNS}, c.hash FROM {source} LEFT JOIN {CHAIN_TABLE} c"
             f" ON c.position = e.position WHERE {' AND '.join(conditions)}"
             f" ORDER BY {key} {order} LIMIT %s",
             (*params, limit),
