@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import falcon
+import psycopg.errors
 
 from domain.errors import (
     AlreadyExistsError,
@@ -46,6 +47,7 @@ def register_error_handlers(app: falcon.App) -> None:
     for error_class in UNAVAILABLE_ERRORS:
         app.add_error_handler(error_class, handle_unavailable)
     app.add_error_handler(CatchUpTimeoutError, handle_catch_up_timeout)
+    app.add_error_handler(psycopg.errors.UndefinedTable, handle_missing_table)
 
 
 def serialize_http_error(
@@ -85,6 +87,22 @@ def handle_catch_up_timeout(
                "position": error.position, "target": error.target},
     )
     _unavailable(resp, f"{error} Retry shortly.")
+
+
+def handle_missing_table(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: dict[str, Any]
+) -> None:
+    """Respond 503 when this version reads a table that the database does not have yet.
+
+    That happens when new code serves before `release-ledger migrate` has
+    created its read models' tables, as in a deploy without the release step.
+    """
+    logger.error(
+        "table missing; run release-ledger migrate",
+        extra={"request_id": _request_id(req), "error": str(error).splitlines()[0]},
+    )
+    _unavailable(resp, "The database lacks tables this version reads; an operator must run"
+                       " 'release-ledger migrate'.")
 
 
 def handle_unexpected(

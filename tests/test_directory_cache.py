@@ -116,3 +116,17 @@ def test_cache_keeps_only_results_that_found_something(services, world, found, m
         CachedDirectory(cursor, cache, 7).organization("acme")
 
     assert ("organization:acme" in cache) is (found is not None)
+
+
+def test_unmigrated_database_answers_503_naming_migrate(client, world, services):
+    # New code serving before `release-ledger migrate` reads a table that
+    # does not exist yet; SQLite reports it as an operational error.
+    with services.database.transaction(write=True) as cursor:
+        cursor.execute("DROP TABLE directory_v2_changes")
+
+    response = client.simulate_get(R, headers=world.headers())
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    if services.settings.backend == "postgresql":
+        assert "release-ledger migrate" in response.json["detail"]
