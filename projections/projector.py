@@ -204,9 +204,11 @@ class Projector:
         batch after it. A batch already started still commits, so a call
         can end up to one batch past the deadline.
 
-        A read model at position zero with at least `defer_indexes_from`
-        events to apply loses its query-only indexes during the call. They
-        are built again when it ends, whether it succeeds or fails.
+        Without a deadline, a read model at position zero with at least
+        `defer_indexes_from` events to apply loses its query-only indexes
+        during the call. They are built again when it ends, whether it
+        succeeds or fails. A call with a deadline, such as a request's,
+        leaves indexes alone, because it must not wait to build them.
         Returns the number of events applied by this call, added up over
         the read models.
         """
@@ -215,7 +217,7 @@ class Projector:
         positions = self.positions() if positions is None else dict(positions)
         behind = [p for p in chosen if positions.get(p.name, 0) < target]
         filling = [p for p in behind if p.query_indexes and positions.get(p.name, 0) == 0
-                   and target >= self.defer_indexes_from]
+                   and target >= self.defer_indexes_from and deadline is None]
         filling = self._drop_query_indexes(filling)
         try:
             applied = self._catch_up(target, behind, positions, deadline, before_batch)
@@ -234,7 +236,7 @@ class Projector:
         before_batch: Callable[[], None] | None,
     ) -> int:
         applied: dict[str, int] = dict.fromkeys((p.name for p in behind), 0)
-        chosen = list(behind)
+        started_behind = list(behind)
         next_analyze = dict.fromkeys(applied, ANALYZE_DURING_FROM_EVENTS)
         failures: list[Exception] = []
         while behind:
@@ -268,7 +270,7 @@ class Projector:
                 if applied[projection.name] >= next_analyze[projection.name]:
                     self._analyze(projection)
                     next_analyze[projection.name] *= 2
-        for projection in chosen:
+        for projection in started_behind:
             if applied.get(projection.name, 0) >= ANALYZE_AFTER_EVENTS:
                 self._analyze(projection)
         if failures:

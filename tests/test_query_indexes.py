@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from projections.projection import Projection, index_name
@@ -147,3 +149,18 @@ def test_history_query_plans_with_ssd_page_costs(services, world):
 
     assert setting["random_page_cost"] == "1.1"
     assert "audit_v2_events_subject" in " ".join(str(row) for row in plan)
+
+
+def test_fill_with_a_deadline_keeps_query_indexes(services, world):
+    # A request's catch-up must not spend its time building indexes.
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    reset_to_zero(services, projection)
+    seen: list[set[str]] = []
+
+    filler(services, projection, defer_from=1).catch_up(
+        deadline=time.monotonic() + 60,
+        before_batch=lambda: seen.append(index_names(services, projection.tables)))
+
+    assert seen
+    assert all(projection.query_indexes <= names for names in seen)
