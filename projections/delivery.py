@@ -309,7 +309,7 @@ class DeliveryProjection(Projection):
 
 @dataclass
 class NewRelease:
-    """A release created in the current batch, as it stands after the batch's events so far."""
+    """A release created in the current batch, with the changes of the batch's events so far."""
 
     org_id: str
     created_at: int | None

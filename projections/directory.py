@@ -319,7 +319,7 @@ class CachedDirectory(DirectoryQueries):
 
     Authenticating a request reads its token and the caller's organization.
     Those results cannot change while the version stays the same, so they
-    come from `cache` when it holds them for this version. Cached rows are
+    come from `cache` when it contains them for this version. Cached rows are
     shared between requests, and callers do not change them. Results that
     find nothing are not kept, so guessed tokens or slugs cannot fill the
     cache.

@@ -59,7 +59,7 @@ class PostgresCursor(Cursor):
 
         psycopg neither prepares nor caches a statement with more than 50
         parameters, so an IN list of a caller's 100 projects was parsed
-        and planned again on every request; one array parameter keeps the
+        and planned again on every request. One array parameter keeps the
         statement text the same for every caller.
         """
         return "= ANY(%s)", (list(values),)

@@ -131,13 +131,6 @@ class Projector:
         """Return the position of the last event recorded in the ledger."""
         return self.ledger.recorder.max_notification_id() or 0
 
-    def check_current(
-        self, cursor: Cursor, projections: Sequence[Projection] | None = None
-    ) -> tuple[int, dict[str, int]]:
-        """Return the ledger head and the position of each read model, by default all."""
-        check = self.check(cursor, projections)
-        return check.head, check.positions
-
     def check(self, cursor: Cursor, projections: Sequence[Projection] | None = None) -> Check:
         """Return the ledger head, the read models' positions and their versions.
 

@@ -130,7 +130,7 @@ class CopySchema:
         return self._owned.sub(lambda match: COPY_PREFIX + match.group(1), statement)
 
     def copy_statements(self, *, query_indexes: bool = True) -> list[str]:
-        """The statements that create the copy; `query_indexes=False` leaves those indexes out."""
+        """Return the statements that create the copy, with or without its query-only indexes."""
         return [
             self.rewrite(statement) for statement in self.projection.create_statements
             if query_indexes or index_name(statement) not in self.projection.query_indexes
@@ -241,7 +241,7 @@ class Rebuild:
             for table in copies:
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
             # Query-only indexes are built once the copy has caught up, in one
-            # sort each: nobody queries the copy before it goes live.
+            # sort each, because no query reads the copy before it goes live.
             for statement in self.schema.copy_statements(query_indexes=False):
                 cursor.execute(statement)
             cursor.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = %s", (self.copy_name,))
@@ -329,9 +329,8 @@ class Rebuild:
     def _create_query_indexes(self) -> None:
         with self.database.transaction(write=True) as cursor:
             self.database.lock(cursor, self.copy_name)
-            for statement in self.schema.copy_statements():
-                if index_name(statement) is not None:
-                    cursor.execute(statement)
+            for statement in self.projection.query_index_statements:
+                cursor.execute(self.schema.rewrite(statement))
 
     def _switch(self) -> int:
         """Catch the copy up under the live model's lock and make it the live model."""

@@ -21,7 +21,7 @@ def test_any_of_matches_exactly_the_values(services, count):
     assert [row["value"] for row in rows] == values
 
 
-def test_any_of_statement_is_the_same_for_any_count_on_postgresql(services):
+def test_any_of_text_fixed_on_postgresql(services):
     # psycopg neither prepares nor caches statements of over 50 parameters.
     if services.settings.backend != "postgresql":
         pytest.skip("SQLite lists the values.")

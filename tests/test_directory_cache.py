@@ -1,4 +1,4 @@
-"""Authentication results kept per process, valid only while the directory's version holds."""
+"""Authentication results kept per process while the directory's version is unchanged."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 
 from domain.application import ReleaseChanges
 from projections.directory import CachedDirectory, DirectoryQueries
+from projections.postgres import PostgresCursor
+from projections.sqlite import SQLiteCursor
 from tests.builders import CAUSE, RELEASE_SCOPES, release_body
 from tests.read_models import org_id, project_ids
 
@@ -19,42 +21,21 @@ def directory_version(services):
 
 def statements_of(services, monkeypatch, request) -> int:
     """Return how many statements `request()` sends to the read models."""
+    cursor_class = PostgresCursor if services.settings.backend == "postgresql" else SQLiteCursor
+    execute = cursor_class.execute
     sent = []
-    open_transaction = services.database.transaction
 
-    class Counting:
-        def __init__(self, cursor):
-            self._cursor = cursor
+    def counting(self, statement, params=()):
+        sent.append(statement)
+        return execute(self, statement, params)
 
-        def execute(self, statement, params=()):
-            sent.append(statement)
-            self._cursor.execute(statement, params)
-            return self
-
-        def __getattr__(self, name):
-            return getattr(self._cursor, name)
-
-    def counted(**options):
-        class Context:
-            def __enter__(self):
-                self._inner = open_transaction(**options)
-                return Counting(self._inner.__enter__())
-
-            def __exit__(self, *exc_info):
-                return self._inner.__exit__(*exc_info)
-
-        return Context()
-
-    monkeypatch.setattr(services.database, "transaction", counted)
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(cursor_class, "execute", counting)
         request()
-    finally:
-        monkeypatch.undo()
     return len(sent)
 
 
-def test_second_read_takes_token_and_organization_from_the_cache(client, world, services,
-                                                                 monkeypatch):
+def test_cache_saves_two_statements(client, world, services, monkeypatch):
     client.simulate_post(R, json=release_body("1.0"), headers=world.headers())
 
     def read():
@@ -77,7 +58,7 @@ def test_revoked_token_is_refused_by_the_next_request(client, world, services):
     assert client.simulate_get(R, headers=headers).status_code == 401
 
 
-def test_team_joined_shows_its_projects_at_the_next_request(client, world, services):
+def test_team_join_applies_next_request(client, world, services):
     client.simulate_post(R, json=release_body("1.0", "api"), headers=world.headers())
     email = "newcomer@example.com"
     services.ledger.create_user(email, False, CAUSE)

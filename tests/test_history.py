@@ -217,7 +217,7 @@ def test_history_rejects_an_invalid_cursor(client, world):
     assert response.status_code == 400
 
 
-def test_history_serves_stored_data_as_the_json_it_holds(client, world):
+def test_history_serves_stored_data(client, world):
     # Items are written around each event's stored data text, not decoded
     # and encoded again; the result must still be the JSON of each item.
     create(client, world, "1.0", "web", ref="naïve \"quoted\" \\ ref\n")

@@ -43,7 +43,7 @@ def test_query_indexes_are_indexes_of_the_read_model(projection):
 
 
 @pytest.mark.parametrize("name", FILLED)
-def test_fill_from_zero_leaves_query_indexes_out_until_it_ends(services, world, name):
+def test_fill_builds_query_indexes_last(services, world, name):
     record_history(services)
     services.projector.catch_up()
     projection = projection_named(services, name)

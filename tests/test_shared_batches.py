@@ -96,18 +96,20 @@ def test_shared_batch_isolates_failing_model(services, world):
     assert states(services)["healthy_v1"] == (LIVE, None)
 
 
-def test_check_current_detects_new_event(services, world):
+def test_check_detects_new_event(services, world):
     services.projector.catch_up()
     names = [projection.name for projection in services.projector.projections]
     with services.database.transaction() as cursor:
-        head, positions = services.projector.check_current(cursor)
+        check = services.projector.check(cursor)
+    head, positions = check.head, check.positions
     assert head == services.projector.head()
     assert positions == dict.fromkeys(names, head)
 
     add_events(services, world, 1)
 
     with services.database.transaction() as cursor:
-        later, positions = services.projector.check_current(cursor)
+        check = services.projector.check(cursor)
+    later, positions = check.head, check.positions
     assert later == head + 1
     assert positions == dict.fromkeys(names, head)
 
