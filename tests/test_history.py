@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import falcon.testing
 
+from api.audit import history_fields, json_items
 from tests.builders import RELEASE_SCOPES, World, build_world, release_body
 from tests.paging import all_pages, get_link, links
 
@@ -233,3 +236,25 @@ def test_history_serves_stored_data(client, world):
     assert commits["data"]["commits"][0]["message"] == "Ünïcode ✓ and </script>"
     assert list(created) == ["id", "type", "sequence", "dateCreated", "actor", "requestId",
                              "hash", "data"]
+
+
+def test_stored_data_lands_in_its_own_item_whatever_the_fields_hold():
+    # The items' fields are encoded together and each one's data goes in
+    # after; a field holding the text that marks where data goes must not
+    # move any data to another item.
+    marker = '"data":""}'
+    rows = [
+        {"position": index, "type": "release.updated", "sequence": index,
+         "date_created": "2026-01-01T00:00:00Z", "actor_type": "user", "actor_id": marker,
+         "actor_email": f"{marker}{index}@example.com", "request_id": marker * index,
+         "hash": "ab" * 32, "data": f'{{"index":{index}}}'}
+        for index in range(3)
+    ]
+
+    items = json.loads(json_items(rows, history_fields))
+
+    assert [item["data"] for item in items] == [{"index": 0}, {"index": 1}, {"index": 2}]
+    assert [item["requestId"] for item in items] == ["", marker, marker * 2]
+    assert items[1]["actor"] == {"type": "user", "id": marker,
+                                 "email": f"{marker}1@example.com"}
+    assert json_items([], history_fields) == b"[]"
