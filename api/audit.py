@@ -91,7 +91,7 @@ def json_items(rows: Sequence[Row], fields: Callable[[Row], dict[str, Any]]) -> 
     return f"[{items}{last}]".encode()
 
 
-# How an item's empty `data` ends once encoded; only json_items writes it.
+# The end of an encoded item whose `data` is empty, which json_items replaces.
 _DATA_PLACEHOLDER = '"data":""}'
 
 
