@@ -80,6 +80,9 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 class ChainedLedgerPostgresRecorder(LedgerPostgresRecorder, ChainedPostgresApplicationRecorder):
     """The bounded-retry recorder that also links every event into the hash chain."""
 
+    def insert_events(self, stored_events: Sequence[Any], **kwargs: Any) -> Sequence[int] | None:
+        return _attempt(self.append_events, stored_events, **kwargs)
+
 
 def _unwrapped(name: str) -> Callable[..., Any]:
     """Return the library's method without its retry decorator."""

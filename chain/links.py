@@ -5,7 +5,8 @@ canonical bytes of the event stored at that position), so each hash
 depends on every event recorded before it. The canonical bytes are the
 position, the originator id, the originator version, the topic and the
 state exactly as stored, each preceded by its length as 8 big-endian
-bytes, so no two different events share an encoding.
+bytes, so no two different events share an encoding. On PostgreSQL the
+append function in chain.postgres computes the same hashes in SQL.
 """
 
 from __future__ import annotations

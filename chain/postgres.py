@@ -6,12 +6,13 @@ api.event_store combines it with bounded retries into the recorder the service u
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -21,6 +22,72 @@ from chain.links import CHAIN_TABLE, Link, RecordedEvent, link_row, originator_t
 from chain.persistence import ChainRecorder
 
 LINK_COLUMNS = SQL("position, previous_position, originator_id, originator_version, hash")
+APPEND_FUNCTION = "ledger_append_events"
+# The error code the append function raises when the chain has no head but
+# the ledger has events. The service then links those events in Python.
+UNLINKED_EVENTS_SQLSTATE = "LCH01"
+UNDEFINED_FUNCTION_SQLSTATE = "42883"
+
+# The function that inserts events and links them, under the table lock and
+# in one statement, with the hashes of chain.links. Each part of an event's
+# canonical bytes follows its length, which int8send writes as 8 big-endian bytes.
+CREATE_APPEND_FUNCTION = """
+CREATE OR REPLACE FUNCTION {function}(
+    originator_ids {id_type}[], originator_versions bigint[], topics text[],
+    states bytea[], lock_timeout text
+) RETURNS SETOF bigint LANGUAGE plpgsql AS $body$
+DECLARE
+    positions bigint[];
+    previous_position bigint;
+    previous_digest bytea;
+    event record;
+    canonical bytea;
+BEGIN
+    PERFORM set_config('lock_timeout', lock_timeout, true);
+    LOCK TABLE {events} IN EXCLUSIVE MODE;
+    NOTIFY {channel};
+    WITH inserted AS (
+        INSERT INTO {events} (originator_id, originator_version, topic, state)
+        SELECT * FROM unnest(originator_ids, originator_versions, topics, states)
+        RETURNING notification_id
+    )
+    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions FROM inserted;
+
+    SELECT position, decode(hash, 'hex') INTO previous_position, previous_digest
+    FROM {chain} ORDER BY position DESC LIMIT 1;
+    IF previous_position IS NULL THEN
+        IF EXISTS (SELECT 1 FROM {events} WHERE notification_id < positions[1]) THEN
+            RAISE EXCEPTION 'Events without links found; run release-ledger migrate.'
+                USING ERRCODE = '{unlinked}';
+        END IF;
+        previous_position := 0;
+        previous_digest := decode(repeat('0', 64), 'hex');
+    END IF;
+
+    FOR event IN
+        SELECT notification_id, originator_id::text AS originator_id, originator_version,
+            topic, state
+        FROM {events} WHERE notification_id = ANY(positions) ORDER BY notification_id
+    LOOP
+        canonical := int8send(length(convert_to(event.notification_id::text, 'UTF8'))::bigint)
+            || convert_to(event.notification_id::text, 'UTF8')
+            || int8send(length(convert_to(event.originator_id, 'UTF8'))::bigint)
+            || convert_to(event.originator_id, 'UTF8')
+            || int8send(length(convert_to(event.originator_version::text, 'UTF8'))::bigint)
+            || convert_to(event.originator_version::text, 'UTF8')
+            || int8send(length(convert_to(event.topic, 'UTF8'))::bigint)
+            || convert_to(event.topic, 'UTF8')
+            || int8send(length(event.state)::bigint) || event.state;
+        previous_digest := sha256(previous_digest || canonical);
+        INSERT INTO {chain} (position, previous_position, originator_id, originator_version, hash)
+        VALUES (event.notification_id, previous_position, event.originator_id,
+                event.originator_version, encode(previous_digest, 'hex'));
+        previous_position := event.notification_id;
+    END LOOP;
+    RETURN QUERY SELECT unnest(positions);
+END
+$body$
+"""
 
 
 class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecorder):
@@ -40,6 +107,51 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             " originator_version bigint NOT NULL, hash text NOT NULL,"
             " UNIQUE (originator_id, originator_version))"
         ))
+        self.append_function = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(APPEND_FUNCTION)
+        )
+        self.sql_create_statements.append(SQL(CREATE_APPEND_FUNCTION).format(
+            function=self.append_function,
+            id_type=SQL(self.datastore.originator_id_type),
+            events=self.events_table,
+            chain=self.chain_table,
+            channel=Identifier(self.channel_name),
+            unlinked=SQL(UNLINKED_EVENTS_SQLSTATE),
+        ))
+        self.append_statement = SQL(
+            "SELECT position FROM {0}(%s::{1}[], %s::bigint[], %s, %s, %s) AS position"
+        ).format(self.append_function, SQL(self.datastore.originator_id_type))
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        return self.append_events(stored_events, **kwargs)
+
+    def append_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
+                      ) -> Sequence[int] | None:
+        """Insert and link events in one round trip; return their positions.
+
+        Falls back to the library's transaction, which links in Python,
+        when the database lacks the append function (tables created by an
+        earlier version and not migrated yet) or when the chain has no head
+        but the ledger has events.
+        """
+        if not stored_events:
+            return []
+        params = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+            f"{self.datastore.lock_timeout}s",
+        )
+        try:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(self.append_statement, params, prepare=True)
+                return [row["position"] for row in curs.fetchall()]
+        except PersistenceError as error:
+            if _sqlstate(error) not in (UNLINKED_EVENTS_SQLSTATE, UNDEFINED_FUNCTION_SQLSTATE):
+                raise
+        return _library_insert_events(self, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -185,6 +297,15 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         return SQL(statement).format(
             chain=self.chain_table, events=self.events_table, columns=LINK_COLUMNS
         )
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    cause = error.__cause__
+    return cause.sqlstate if isinstance(cause, psycopg.Error) else None
+
+
+# The library's insert_events without its retry decorator; callers retry.
+_library_insert_events = inspect.unwrap(PostgresApplicationRecorder.insert_events)
 
 
 def _abort_transaction(curs: Cursor[DictRow], error: BaseException) -> None:

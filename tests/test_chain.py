@@ -225,7 +225,31 @@ def test_concurrent_writers_keep_the_chain_intact(world):
         0, 10_000, inclusive_of_start=False))
 
 
-def test_failed_link_append_records_no_event(world, monkeypatch):
+def test_failed_link_append_records_no_event(world, tamperer):
+    # A link already binding the new release's first event makes the link
+    # insert fail inside the append, on the server on PostgreSQL.
+    create_release(world, "1.0")
+    before = head(world)
+    release_id = Release.create_id(world.services.ledger.get_organization("acme").id, "2.0")
+    bogus_link = ("INSERT INTO ledger_chain (position, previous_position, originator_id,"
+                  " originator_version, hash) VALUES (%s, %s, %s, 1, %s)")
+    tamperer.run((bogus_link, (10**9, before, str(release_id), "0" * 64)))
+
+    with pytest.raises(Exception, match="changed by concurrent requests"):
+        create_release(world, "2.0")
+    after_failure = head(world)
+    tamperer.run(("DELETE FROM ledger_chain WHERE position = %s", (10**9,)))
+    create_release(world, "2.0")
+
+    assert after_failure == before
+    assert verify(world).intact
+
+
+def test_failed_python_link_append_records_no_event(world, tamperer, monkeypatch):
+    # With an empty chain both backends link in Python, first the earlier
+    # events and then the new ones.
+    create_release(world, "1.0")
+    tamperer.run(("DELETE FROM ledger_chain", ()))
     before = head(world)
 
     def fail(self, cursor, links):
@@ -234,15 +258,34 @@ def test_failed_link_append_records_no_event(world, monkeypatch):
     for recorder_class in (ChainedSQLiteApplicationRecorder, ChainedPostgresApplicationRecorder):
         monkeypatch.setattr(recorder_class, "_insert_links", fail)
     with pytest.raises(Exception, match="disk full"):
-        create_release(world, "1.0")
+        create_release(world, "2.0")
     after_failure = head(world)
     monkeypatch.undo()
-    create_release(world, "2.0")
+    create_release(world, "3.0")
 
     assert after_failure == before
     assert verify(world).intact
-    assert Release.create_id(world.services.ledger.get_organization("acme").id, "1.0") \
+    assert Release.create_id(world.services.ledger.get_organization("acme").id, "2.0") \
         not in world.services.ledger.repository
+
+
+def test_postgres_links_appends_on_the_server(world, monkeypatch):
+    if world.services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL links appends on the server.")
+    create_release(world, "1.0")
+
+    def python_links(self, cursor, events):
+        raise AssertionError("linked in Python")
+
+    monkeypatch.setattr(ChainedPostgresApplicationRecorder, "_append_links", python_links)
+    create_release(world, "2.0")
+    ledger = world.services.ledger
+    organization = ledger.get_organization(world.org)
+    ledger.update_release(organization.id, "2.0", ReleaseChanges(ref="second"), CAUSE)
+    result = verify(world)
+
+    assert result.intact
+    assert result.events == head(world)
 
 
 def test_migrate_links_events_recorded_before_the_chain(settings, world, tamperer, monkeypatch,
@@ -262,6 +305,24 @@ def test_migrate_links_events_recorded_before_the_chain(settings, world, tampere
 def test_first_chained_write_links_earlier_events(world, tamperer):
     create_release(world, "1.0")
     tamperer.run(("DELETE FROM ledger_chain", ()))
+
+    create_release(world, "2.0")
+    result = verify(world)
+
+    # PostgreSQL's first attempt, which finds no head, leaves a gap in the
+    # positions, so the count of stored events is compared.
+    assert result.intact
+    assert result.events == len(world.services.ledger.recorder.select_notifications(
+        0, 10_000, inclusive_of_start=False))
+
+
+def test_postgres_appends_without_the_append_function(world, tamperer):
+    # A database whose tables an earlier version created, before migrate,
+    # lacks the function; appends still record and link every event.
+    if world.services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL has an append function.")
+    create_release(world, "1.0")
+    tamperer.run(("DROP FUNCTION ledger_append_events", ()))
 
     create_release(world, "2.0")
     result = verify(world)
