@@ -19,6 +19,7 @@ from api.files import ReleaseFileCollection, ReleaseFileDetail
 from api.health import Readiness
 from api.hooks.resources import ProjectHookToken, ReleaseHook
 from api.issues import IssueCollection, IssueDetail, ResolvedIssues
+from api.json_bodies import use_for_responses
 from api.logs import configure_logging
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import RequestIdMiddleware
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or Services(settings)
     app = falcon.App(middleware=[RequestIdMiddleware(), MetricsMiddleware(services)])
     app.req_options.strip_url_path_trailing_slash = False
+    use_for_responses(app)
     register_error_handlers(app)
     add_routes(app, services)
     return app

@@ -12,6 +12,7 @@ import falcon
 from api import response_schemas as bodies
 from api import schemas
 from api.auth import READ_SCOPES, Caller, OrganizationAccess
+from api.json_bodies import dumps
 from api.operations import Response, operation
 from api.pagination import link_page, parse_position_cursor, per_page, position_cursor
 from api.resource import RELEASE_NOT_FOUND, Resource
@@ -25,7 +26,6 @@ from projections.event_data import EVENT_TYPE_PATTERN
 from projections.projection import to_micros
 
 AUDIT_SCOPES = frozenset({"org:read", "org:write", "org:admin"})
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def may_audit(caller: Caller, access: OrganizationAccess) -> bool:
@@ -85,14 +85,17 @@ def json_items(rows: Sequence[Row], fields: Callable[[Row], dict[str, Any]]) -> 
     """
     if not rows:
         return b"[]"
-    encoded = _DUMPS([{**fields(row), "data": ""} for row in rows])
+    encoded = dumps([{**fields(row), "data": ""} for row in rows])
     *parts, last = encoded[1:-1].split(_DATA_PLACEHOLDER)
-    items = "".join(f'{part}"data":{row["data"]}}}' for part, row in zip(parts, rows, strict=True))
-    return f"[{items}{last}]".encode()
+    items = b"".join(
+        b"%s\"data\":%s}" % (part, row["data"].encode())
+        for part, row in zip(parts, rows, strict=True)
+    )
+    return b"[%s%s]" % (items, last)
 
 
 # The end of an encoded item whose `data` is empty, which json_items replaces.
-_DATA_PLACEHOLDER = '"data":""}'
+_DATA_PLACEHOLDER = b'"data":""}'
 
 
 def audit_filter(
@@ -125,9 +128,7 @@ def audit_filter(
 
 def _project_id(queries: Queries, org_id: str, project: str) -> str:
     """Return the id of the project a slug or public id names."""
-    row = queries.directory.project(org_id, project)
-    if row is None and project.isascii() and project.isdigit() and len(project) <= 18:
-        row = queries.directory.project_by_public_id(org_id, int(project))
+    row = queries.directory.project_named(org_id, project)
     if row is None:
         raise InvalidFieldError("project", f"Project {project!r} not found.")
     return row["id"]

@@ -281,6 +281,15 @@ class DirectoryQueries:
             f"SELECT * FROM {PROJECTS} WHERE org_id = %s AND public_id = %s", (org_id, public_id)
         ).fetchone()
 
+    def project_named(self, org_id: str, name: str) -> Row | None:
+        """Return the project whose slug is `name`, else the one whose public id it is."""
+        public_id = int(name) if name.isascii() and name.isdigit() and len(name) <= 18 else None
+        return self.cursor.execute(
+            f"SELECT * FROM {PROJECTS} WHERE org_id = %s AND (slug = %s OR public_id = %s)"
+            " ORDER BY slug = %s DESC LIMIT 1",
+            (org_id, name, public_id, name),
+        ).fetchone()
+
     def project_by_public_id_any(self, public_id: int) -> Row | None:
         """Return the project with this public id, whatever its organization."""
         return self.cursor.execute(
@@ -317,9 +326,10 @@ class DirectoryQueries:
 class CachedDirectory(DirectoryQueries):
     """Directory reads that reuse results read at the same directory version.
 
-    Authenticating a request reads its token and the caller's organization.
-    Those results cannot change while the version stays the same, so they
-    come from `cache` when it contains them for this version. Cached rows are
+    Authenticating a request reads its token and the caller's organization,
+    and most requests then read a project. Those results cannot change
+    while the version stays the same, so they come from `cache` when it
+    contains them for this version. Cached rows are
     shared between requests, and callers do not change them. Results that
     find nothing are not kept, so guessed tokens or slugs cannot fill the
     cache.
@@ -348,6 +358,27 @@ class CachedDirectory(DirectoryQueries):
         return self._remembered(
             f"organization:{slug}",
             lambda: DirectoryQueries.organization(self, slug),
+            lambda found: found is not None,
+        )
+
+    def project(self, org_id: str, slug: str) -> Row | None:
+        return self._remembered(
+            f"project:{org_id}:{slug}",
+            lambda: DirectoryQueries.project(self, org_id, slug),
+            lambda found: found is not None,
+        )
+
+    def project_by_public_id(self, org_id: str, public_id: int) -> Row | None:
+        return self._remembered(
+            f"project-id:{org_id}:{public_id}",
+            lambda: DirectoryQueries.project_by_public_id(self, org_id, public_id),
+            lambda found: found is not None,
+        )
+
+    def project_named(self, org_id: str, name: str) -> Row | None:
+        return self._remembered(
+            f"project-named:{org_id}:{name}",
+            lambda: DirectoryQueries.project_named(self, org_id, name),
             lambda found: found is not None,
         )
 

@@ -12,6 +12,7 @@ from tests.builders import CAUSE, RELEASE_SCOPES, release_body
 from tests.read_models import org_id, project_ids
 
 R = "/api/0/organizations/acme/releases/"
+LOG = "/api/0/organizations/acme/audit-logs/"
 
 
 def directory_version(services):
@@ -111,3 +112,40 @@ def test_unmigrated_database_answers_503_naming_migrate(client, world, services)
     assert response.headers["retry-after"]
     if services.settings.backend == "postgresql":
         assert "release-ledger migrate" in response.json["detail"]
+
+
+def test_cache_saves_the_audit_filter_project_lookup(client, world, services, monkeypatch):
+    projects = client.simulate_get("/api/0/organizations/acme/projects/",
+                                   headers=world.headers()).json
+    web = next(project["id"] for project in projects if project["slug"] == "web")
+    auditor = {"Authorization": f"Bearer {world.token(org='acme', scopes=('org:read',))}"}
+
+    def read():
+        response = client.simulate_get(f"{LOG}?project={web}", headers=auditor)
+        assert response.status_code == 200
+
+    read()
+    services.directory_cache.clear()
+    first = statements_of(services, monkeypatch, read)
+    second = statements_of(services, monkeypatch, read)
+
+    # The token, the organization and the project come from the cache.
+    assert second == first - 3
+
+
+def test_project_name_lookup_sees_a_later_slug(services, world):
+    # A slug takes precedence over a public id. A project created with a
+    # slug that is another project's public id changes the directory's
+    # version, so the cached lookup of that name is not used again.
+    org = str(org_id(services))
+    with services.read("directory") as queries:
+        web = queries.directory.project(org, "web")
+        name = str(web["public_id"])
+        before = queries.directory.project_named(org, name)
+
+    services.ledger.create_project("acme", name, None, ["frontend"], CAUSE)
+    with services.read("directory") as queries:
+        after = queries.directory.project_named(org, name)
+
+    assert before["slug"] == "web"
+    assert after["slug"] == name
