@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import falcon
 
@@ -109,17 +109,19 @@ def set_link_header(
     has_next: bool,
 ) -> None:
     """Write Sentry's `Link` header with a `previous` and a `next` item."""
+    params = [(k, v) for k, v in req.params.items() if k != "cursor" and isinstance(v, str)]
+    params += [(k, item) for k, v in req.params.items() if isinstance(v, list) for item in v]
+    query = urlencode(params)
+    base = f"{req.forwarded_prefix}{quote(req.path, safe='/@:')}?{query}{'&' if query else ''}"
     parts = [
-        _link(req, previous, "previous", has_previous),
-        _link(req, following, "next", has_next),
+        _link(base, previous, "previous", has_previous),
+        _link(base, following, "next", has_next),
     ]
     resp.set_header("Link", ", ".join(parts))
 
 
-def _link(req: falcon.Request, cursor: Cursor | None, rel: str, results: bool) -> str:
+def _link(base: str, cursor: Cursor | None, rel: str, results: bool) -> str:
+    """Return one item of the `Link` header; `base` is the request's URL up to the cursor."""
     value = cursor.encode() if cursor else "0:0:" + ("1" if rel == "previous" else "0")
-    params = [(k, v) for k, v in req.params.items() if k != "cursor" and isinstance(v, str)]
-    params += [(k, item) for k, v in req.params.items() if isinstance(v, list) for item in v]
-    query = urlencode([*params, ("cursor", value)])
-    url = f"{req.forwarded_prefix}{quote(req.path, safe='/@:')}?{query}"
+    url = f"{base}cursor={quote_plus(value)}"
     return f'<{url}>; rel="{rel}"; results="{str(results).lower()}"; cursor="{value}"'
