@@ -16,7 +16,8 @@ def test_stored_json_is_compact_with_sorted_keys():
 
     text = to_json(value)
 
-    assert text == '{"a":["00000000-0000-0000-0000-000000000005",null,true,1.5],"b":1,"c":"naïve ✓"}'
+    assert text == ('{"a":["00000000-0000-0000-0000-000000000005",null,true,1.5],'
+                    '"b":1,"c":"naïve ✓"}')
 
 
 def test_stored_json_writes_datetimes_as_str():
