@@ -9,7 +9,9 @@ document (`api.openapi`) is built from the same declarations.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,13 +97,38 @@ def operation(
                     ) -> None:
             check_path(params)
             req.context.query = read_query(req, declared.query) if declared.query else {}
-            req.context.body = _read_body(resource, req, declared)
-            responder(resource, req, resp, **params)
+            with collector_paused(req.content_length):
+                req.context.body = _read_body(resource, req, declared)
+                responder(resource, req, resp, **params)
 
         checked.operation = declared  # type: ignore[attr-defined]
         return checked
 
     return decorate
+
+
+# The body size from which a request is served with the cyclic garbage
+# collector paused: 1 MiB of JSON is about 5,000 commits.
+LARGE_BODY_BYTES = 1 << 20
+
+
+@contextmanager
+def collector_paused(content_length: int | None) -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a request with a large body is served.
+
+    Each full collection walks every live object, so a 100,000-commit PUT
+    spent a quarter of its time in the collector, a larger share than a
+    10,000-commit one. Reference counting still frees the request's
+    objects as they go; cycles wait for the next collection after it.
+    """
+    if content_length is None or content_length < LARGE_BODY_BYTES or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def check_path(params: Mapping[str, Any]) -> None:

@@ -119,7 +119,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             unlinked=SQL(UNLINKED_EVENTS_SQLSTATE),
         ))
         self.append_statement = SQL(
-            "SELECT position FROM {0}(%s::{1}[], %s::bigint[], %s, %s, %s) AS position"
+            "SELECT position FROM {0}(%b::{1}[], %b::bigint[], %b, %b, %b) AS position"
         ).format(self.append_function, SQL(self.datastore.originator_id_type))
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
