@@ -102,6 +102,10 @@ class AuditProjection(Projection):
         " project_id TEXT NOT NULL, PRIMARY KEY (release_id, project_id))",
     )
 
+    unanalyzed_columns = {
+        EVENTS: frozenset(("subject_name", "actor_email", "request_id", "date_created", "data")),
+    }
+
     query_indexes = frozenset((
         f"{EVENTS}_org",
         f"{EVENTS}_type",

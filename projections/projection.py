@@ -32,6 +32,9 @@ class Projection:
 
     name: ClassVar[str]
     create_statements: ClassVar[tuple[str, ...]] = ()
+    # Per table, columns that no query filters, joins or sorts on. On
+    # PostgreSQL the projector's ANALYZE leaves them out.
+    unanalyzed_columns: ClassVar[dict[str, frozenset[str]]] = {}
     # Indexes of `create_statements` that only queries read, never a
     # handler. A fill from position zero builds them after its last batch,
     # in one sort each, instead of updating them row by row.

@@ -335,7 +335,13 @@ class Projector:
     def _analyze(self, projection: Projection) -> None:
         with self.database.transaction(write=True) as cursor:
             for table in projection.tables:
-                cursor.execute(f"ANALYZE {table}")
+                skipped = projection.unanalyzed_columns.get(table)
+                if skipped and self.database.dialect == "postgresql":
+                    # Sampling long text that no plan uses made up half of the time.
+                    columns = sorted(self.database.column_names(cursor, table) - skipped)
+                    cursor.execute(f"ANALYZE {table} ({', '.join(columns)})")
+                else:
+                    cursor.execute(f"ANALYZE {table}")
 
     def apply_batch(
         self, projection: Projection, target: int, lock_timeout: float | None = None

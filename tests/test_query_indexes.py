@@ -164,3 +164,32 @@ def test_fill_with_a_deadline_keeps_query_indexes(services, world):
 
     assert seen
     assert all(projection.query_indexes <= names for names in seen)
+
+
+@pytest.mark.parametrize("projection", all_projections(), ids=lambda p: p.name)
+def test_unanalyzed_columns_are_columns_of_the_read_model(projection):
+    for table, columns in projection.unanalyzed_columns.items():
+        create = next(statement for statement in projection.create_statements
+                      if statement.startswith(f"CREATE TABLE IF NOT EXISTS {table} "))
+
+        assert table in projection.tables
+        assert all(f" {column} " in create for column in columns)
+
+
+def test_analyze_leaves_out_unanalyzed_columns(services, world):
+    if services.settings.backend != "postgresql":
+        pytest.skip("SQLite's ANALYZE has no column list.")
+    record_history(services)
+    services.projector.catch_up()
+    audit = projection_named(services, "audit_v2")
+
+    services.projector._analyze(audit)
+    with services.database.transaction() as cursor:
+        rows = cursor.execute(
+            "SELECT attname FROM pg_stats WHERE schemaname = %s AND tablename = 'audit_v2_events'",
+            (services.database.schema,),
+        ).fetchall()
+    analyzed = {row["attname"] for row in rows}
+
+    assert {"org_id", "subject_id", "type", "position"} <= analyzed
+    assert not analyzed & audit.unanalyzed_columns["audit_v2_events"]
