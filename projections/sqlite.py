@@ -15,8 +15,9 @@ from projections.database import Cursor, Database, LockTimeoutError, Row
 
 BUSY_TIMEOUT_SECONDS = 30
 # A read-model commit moves the write-ahead log into the database file once
-# the log has this many pages (40 MB), not SQLite's default 1,000. Replaying
-# the audit model wrote its index pages far fewer times and was 17 % faster.
+# the log has this many pages (40 MB of 4 KiB pages), not SQLite's default
+# 1,000, so pages changed again and again are copied less often. A replay of
+# the audit model ran 17 % faster.
 WAL_CHECKPOINT_PAGES = 10_000
 _LOCK_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
