@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import psycopg
@@ -80,6 +80,10 @@ class Database(ABC):
         lets a backend send a write transaction's statements without
         waiting for each result; only PostgreSQL does.
         """
+
+    def bulk_writes(self) -> AbstractContextManager[None]:
+        """Tune this thread's connection for a long run of large write batches."""
+        return nullcontext()
 
     @abstractmethod
     def lock(self, cursor: Cursor, name: str) -> None:

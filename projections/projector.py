@@ -6,6 +6,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache, singledispatchmethod
 
@@ -212,8 +213,11 @@ class Projector:
         filling = [p for p in behind if p.query_indexes and positions.get(p.name, 0) == 0
                    and target >= self.defer_indexes_from and deadline is None]
         filling = self._drop_query_indexes(filling)
+        farthest = min((positions.get(p.name, 0) for p in behind), default=target)
+        bulk = deadline is None and target - farthest >= self.defer_indexes_from
         try:
-            applied = self._catch_up(target, behind, positions, deadline, before_batch)
+            with self.database.bulk_writes() if bulk else nullcontext():
+                applied = self._catch_up(target, behind, positions, deadline, before_batch)
         except BaseException:
             self._create_query_indexes(filling, quiet=True)
             raise

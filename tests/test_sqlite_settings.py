@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
-from projections.sqlite import WAL_CHECKPOINT_PAGES, SQLiteDatabase
+import pytest
+
+from projections.projector import Projector
+from projections.sqlite import BULK_CHECKPOINT_PAGES, CHECKPOINT_PAGES, SQLiteDatabase
+from tests.read_models import record_history
 
 
-def test_read_model_connections_checkpoint_less_often(tmp_path):
+def checkpoint_pages(database: SQLiteDatabase) -> int:
+    with database.transaction() as cursor:
+        row = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()
+    return next(iter(row.values()))
+
+
+def test_bulk_writes_checkpoint_less_often_until_they_end(tmp_path):
     database = SQLiteDatabase(str(tmp_path / "ledger.sqlite3"))
     try:
-        with database.transaction() as cursor:
-            journal = cursor.execute("PRAGMA journal_mode").fetchone()
-            checkpoint = cursor.execute("PRAGMA wal_autocheckpoint").fetchone()
+        before = checkpoint_pages(database)
+        with database.bulk_writes():
+            during = checkpoint_pages(database)
+        after = checkpoint_pages(database)
     finally:
         database.close()
 
-    assert list(journal.values()) == ["wal"]
-    assert list(checkpoint.values()) == [WAL_CHECKPOINT_PAGES]
-    assert WAL_CHECKPOINT_PAGES > 1000
+    assert before == CHECKPOINT_PAGES
+    assert during == BULK_CHECKPOINT_PAGES
+    assert after == CHECKPOINT_PAGES
+
+
+@pytest.mark.parametrize(("defer_from", "bulk"), [(1, True), (10**9, False)])
+def test_catch_up_writes_in_bulk_only_when_far_behind(services, world, monkeypatch,
+                                                       defer_from, bulk):
+    record_history(services)
+    entered = []
+    bulk_writes = type(services.database).bulk_writes
+
+    def recording(self):
+        entered.append(True)
+        return bulk_writes(self)
+
+    monkeypatch.setattr(type(services.database), "bulk_writes", recording)
+    projector = Projector(services.ledger, services.database, services.projector.projections,
+                          defer_indexes_from=defer_from)
+    projector.catch_up()
+
+    assert entered == ([True] if bulk else [])
