@@ -110,7 +110,7 @@ class SQLiteDatabase(Database):
         """Checkpoint this thread's commits every BULK_CHECKPOINT_PAGES pages until the block ends.
 
         Requests keep the default, because the commit that reaches the
-        threshold copies the pages itself and would wait ten times longer.
+        threshold copies the log's pages itself, up to ten times as many.
         """
         connection = self._connection()
         connection.execute(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
