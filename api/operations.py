@@ -108,7 +108,7 @@ def operation(
 
 
 # The body size from which a request is served with the cyclic garbage
-# collector paused: 1 MiB of JSON holds about 3,500 commits of 300 bytes.
+# collector paused. 1 MiB of JSON is about 3,500 commits of 300 bytes.
 LARGE_BODY_BYTES = 1 << 20
 
 

@@ -262,8 +262,6 @@ class ReleaseDetail(Resource):
             changes = _changes(body, queries, access, for_create=False)
             changes.project_ids = ReleaseCollection._usable_project_ids(queries, access, slugs)
             planned_refs = plan_refs(body, queries, access.org_id, version, changes.project_ids)
-        # The command needs only the checked changes, so the parsed body is
-        # freed before the command encodes its event.
         del body
         apply_refs(changes, planned_refs)
         outcome = self.services.ledger.update_release(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -20,6 +21,8 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from chain.links import CHAIN_TABLE, Link, RecordedEvent, link_row, originator_text
 from chain.persistence import ChainRecorder
+
+logger = logging.getLogger(__name__)
 
 LINK_COLUMNS = SQL("position, previous_position, originator_id, originator_version, hash")
 APPEND_FUNCTION = "ledger_append_events"
@@ -149,8 +152,13 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
                 curs.execute(self.append_statement, params, prepare=True)
                 return [row["position"] for row in curs.fetchall()]
         except PersistenceError as error:
-            if _sqlstate(error) not in (UNLINKED_EVENTS_SQLSTATE, UNDEFINED_FUNCTION_SQLSTATE):
+            sqlstate = _sqlstate(error)
+            if sqlstate not in (UNLINKED_EVENTS_SQLSTATE, UNDEFINED_FUNCTION_SQLSTATE):
                 raise
+            logger.warning(
+                "append function failed; linking in Python, run release-ledger migrate",
+                extra={"sqlstate": sqlstate, "error": str(error).splitlines()[0]},
+            )
         return _library_insert_events(self, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(

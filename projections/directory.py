@@ -358,32 +358,29 @@ class CachedDirectory(DirectoryQueries):
         return self._remembered(
             f"organization:{slug}",
             lambda: DirectoryQueries.organization(self, slug),
-            lambda found: found is not None,
         )
 
     def project(self, org_id: str, slug: str) -> Row | None:
         return self._remembered(
             f"project:{org_id}:{slug}",
             lambda: DirectoryQueries.project(self, org_id, slug),
-            lambda found: found is not None,
         )
 
     def project_by_public_id(self, org_id: str, public_id: int) -> Row | None:
         return self._remembered(
             f"project-id:{org_id}:{public_id}",
             lambda: DirectoryQueries.project_by_public_id(self, org_id, public_id),
-            lambda found: found is not None,
         )
 
     def project_named(self, org_id: str, name: str) -> Row | None:
         return self._remembered(
             f"project-named:{org_id}:{name}",
             lambda: DirectoryQueries.project_named(self, org_id, name),
-            lambda found: found is not None,
         )
 
     def _remembered(
-        self, key: str, read: Callable[[], Value], keep: Callable[[Value], bool]
+        self, key: str, read: Callable[[], Value],
+        keep: Callable[[Value], bool] = lambda found: found is not None,
     ) -> Value:
         cached = self._cache.get(key)
         if cached is not None and cached[0] == self._version:

@@ -161,9 +161,9 @@ _ORJSON_OPTIONS = (
 def to_json(value: Any) -> str:
     """Return compact JSON with sorted keys, writing unknown types as their str().
 
-    orjson does this several times faster than the standard library, which
-    is used for what orjson rejects: integers beyond 64 bits, keys that are
-    not strings and lone surrogates, which it escapes.
+    orjson does this several times faster than the standard library. What
+    orjson rejects goes to the standard library: integers beyond 64 bits,
+    keys that are not strings, and lone surrogates, which it escapes.
     """
     try:
         return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()

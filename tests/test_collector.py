@@ -33,7 +33,7 @@ def test_collector_resumes_after_a_failure():
     assert gc.isenabled()
 
 
-def test_large_commit_list_is_set_with_the_collector_paused(client, world, monkeypatch):
+def test_large_put_pauses_the_collector(client, world, monkeypatch):
     client.simulate_post(R, json=release_body("1.0", "web"), headers=world.headers())
     commits = [{"id": f"{index:040x}", "message": "x" * 200, "repository": "acme/app"}
                for index in range(5000)]

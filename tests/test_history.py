@@ -238,10 +238,10 @@ def test_history_serves_stored_data(client, world):
                              "hash", "data"]
 
 
-def test_stored_data_lands_in_its_own_item_whatever_the_fields_hold():
+def test_json_items_keep_data_in_its_item():
     # The items' fields are encoded together and each one's data goes in
-    # after; a field holding the text that marks where data goes must not
-    # move any data to another item.
+    # after. A field containing the text that marks where data goes must
+    # not move any data to another item.
     marker = '"data":""}'
     rows = [
         {"position": index, "type": "release.updated", "sequence": index,

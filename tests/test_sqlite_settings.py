@@ -31,8 +31,7 @@ def test_bulk_writes_checkpoint_less_often_until_they_end(tmp_path):
 
 
 @pytest.mark.parametrize(("defer_from", "bulk"), [(1, True), (10**9, False)])
-def test_catch_up_writes_in_bulk_only_when_far_behind(services, world, monkeypatch,
-                                                       defer_from, bulk):
+def test_catch_up_bulk_writes_when_far_behind(services, world, monkeypatch, defer_from, bulk):
     record_history(services)
     entered = []
     bulk_writes = type(services.database).bulk_writes
