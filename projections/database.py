@@ -69,7 +69,8 @@ class Database(ABC):
 
     @abstractmethod
     def transaction(
-        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False
+        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False,
+        durable: bool = True,
     ) -> AbstractContextManager[Cursor]:
         """Open a transaction that commits on success and rolls back on error.
 
@@ -79,6 +80,14 @@ class Database(ABC):
         included, raises LockTimeoutError once it lasts longer. `pipeline`
         lets a backend send a write transaction's statements without
         waiting for each result; only PostgreSQL does.
+
+        A write transaction that is not `durable` returns from its commit
+        before the commit reaches the disk. A crash of the database server
+        may then undo it, whole, with other recent transactions of its kind;
+        a durable transaction committed before the crash stays. It suits
+        writes that can be made again from the ledger, such as a batch of
+        read-model rows together with the position it moves to. SQLite read
+        models always commit this way (synchronous=NORMAL in WAL mode).
         """
 
     def bulk_writes(self) -> AbstractContextManager[None]:

@@ -202,7 +202,8 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(
-        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False
+        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False,
+        durable: bool = True,
     ) -> Iterator[Cursor]:
         """Open a transaction, in pipeline mode for writes that ask for it.
 
@@ -226,6 +227,10 @@ class PostgresDatabase(Database):
                             cursor.execute(
                                 f"SET LOCAL lock_timeout = {max(int(lock_timeout * 1000), 1)}"
                             )
+                        if write and not durable:
+                            # The commit then waits for no disk flush, and the
+                            # locks taken in the transaction are released sooner.
+                            cursor.execute("SET LOCAL synchronous_commit = off")
                         yield cursor
                     except BaseException as error:
                         cursor.leave_pipeline(error)

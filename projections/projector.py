@@ -388,8 +388,11 @@ class Projector:
             start=after, limit=self.batch_size, stop=target, inclusive_of_start=False
         )
         end = notifications[-1].id if notifications else target
+        # A batch lost to a database crash goes with the position it moved
+        # to, and is applied again from the ledger, so its commit need not
+        # wait for the disk.
         with self.database.transaction(
-            write=True, lock_timeout=lock_timeout, pipeline=True
+            write=True, lock_timeout=lock_timeout, pipeline=True, durable=False
         ) as cursor:
             for projection in ordered:
                 self.database.lock(cursor, projection.name)

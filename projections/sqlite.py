@@ -79,7 +79,8 @@ class SQLiteDatabase(Database):
 
     @contextmanager
     def transaction(
-        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False
+        self, *, write: bool = False, lock_timeout: float | None = None, pipeline: bool = False,
+        durable: bool = True,
     ) -> Iterator[Cursor]:
         connection = self._connection()
         if lock_timeout is None:
