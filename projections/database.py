@@ -94,6 +94,14 @@ class Database(ABC):
         """Tune this thread's connection for a long run of large write batches."""
         return nullcontext()
 
+    def sample_coarsely(self, cursor: Cursor) -> None:
+        """Make the transaction's ANALYZE statements read a small sample of each table.
+
+        By default nothing changes: SQLite's ANALYZE has no such setting,
+        and took a hundredth of a replay of 100,000 events.
+        """
+        return None
+
     @abstractmethod
     def lock(self, cursor: Cursor, name: str) -> None:
         """Hold an exclusive lock on `name` until the transaction ends."""

@@ -265,7 +265,9 @@ class Projector:
             behind = [p for p in behind if positions[p.name] < target]
             for projection in behind:
                 if applied[projection.name] >= next_analyze[projection.name]:
-                    self._analyze(projection)
+                    # These only replace plans made while the tables were
+                    # nearly empty, which a small sample does as well.
+                    self._analyze(projection, coarse=True)
                     next_analyze[projection.name] *= 2
         for projection in started_behind:
             if applied.get(projection.name, 0) >= ANALYZE_AFTER_EVENTS:
@@ -336,8 +338,10 @@ class Projector:
         lagging = min(behind, key=lambda projection: positions.get(projection.name, 0))
         return CatchUpTimeoutError(lagging.name, positions.get(lagging.name, 0), target)
 
-    def _analyze(self, projection: Projection) -> None:
+    def _analyze(self, projection: Projection, coarse: bool = False) -> None:
         with self.database.transaction(write=True) as cursor:
+            if coarse:
+                self.database.sample_coarsely(cursor)
             for table in projection.tables:
                 skipped = projection.unanalyzed_columns.get(table)
                 if skipped and self.database.dialect == "postgresql":

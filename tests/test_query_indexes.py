@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from projections import projector as projector_module
 from projections.projection import Projection, index_name
 from projections.projector import POSITIONS_TABLE, Projector
 from projections.rebuild import COPY_PREFIX
@@ -193,3 +194,54 @@ def test_analyze_leaves_out_unanalyzed_columns(services, world):
 
     assert {"org_id", "subject_id", "type", "position"} <= analyzed
     assert not analyzed & audit.unanalyzed_columns["audit_v2_events"]
+
+
+def position_histogram(services) -> list[int]:
+    with services.database.transaction() as cursor:
+        row = cursor.execute(
+            "SELECT histogram_bounds::text::bigint[] AS bounds FROM pg_stats"
+            " WHERE schemaname = %s AND tablename = 'audit_v2_events' AND attname = 'position'",
+            (services.database.schema,),
+        ).fetchone()
+    return row["bounds"]
+
+
+def test_analyze_during_a_fill_samples_coarsely(services, world):
+    if services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL's ANALYZE takes a statistics target.")
+    record_history(services)
+    services.projector.catch_up()
+    audit = projection_named(services, "audit_v2")
+    with services.database.transaction() as cursor:
+        events = cursor.execute("SELECT COUNT(*) AS n FROM audit_v2_events").fetchone()["n"]
+    assert events > 20
+
+    services.projector._analyze(audit, coarse=True)
+    coarse = position_histogram(services)
+    services.projector._analyze(audit)
+    full = position_histogram(services)
+
+    # A statistics target of 10 keeps at most 11 histogram bounds; the default, 101.
+    assert len(coarse) <= 11
+    assert len(full) > 11
+
+
+def test_only_the_analyze_after_a_fill_samples_fully(services, world, monkeypatch):
+    record_history(services)
+    monkeypatch.setattr(projector_module, "ANALYZE_DURING_FROM_EVENTS", 4)
+    monkeypatch.setattr(projector_module, "ANALYZE_AFTER_EVENTS", 8)
+    calls = []
+    analyze = Projector._analyze
+
+    def recorded(self, projection, coarse=False):
+        calls.append((projection.name, coarse))
+        analyze(self, projection, coarse)
+
+    monkeypatch.setattr(Projector, "_analyze", recorded)
+    audit = projection_named(services, "audit_v2")
+    projector = Projector(services.ledger, services.database, [audit], batch_size=3)
+
+    projector.catch_up()
+
+    assert calls[:-1] and all(coarse for _, coarse in calls[:-1])
+    assert calls[-1] == ("audit_v2", False)
