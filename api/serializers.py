@@ -27,16 +27,22 @@ def short_version(version: str) -> str:
 def release_bodies(
     rows: Sequence[Row], releases: ReleaseQueries | ReleasesAt, directory: DirectoryQueries
 ) -> list[dict[str, Any]]:
-    """Render releases, loading their projects, owners and new issues in one query each.
+    """Render releases, loading their project links with their new issues in one query.
 
     `releases` are the live queries or those of one instant, and every
-    release field, new issue counts included, comes from them.
+    release field, new issue counts included, comes from them. The rows of
+    the projects and owners come from the directory, which keeps projects
+    cached per process. Links to projects missing from the directory are
+    left out.
     """
-    linked = releases.linked_projects([row["id"] for row in rows])
+    links, new_issues = releases.links_and_new_issues([row["id"] for row in rows])
+    projects = directory.projects_by_id(sorted({p for ids in links.values() for p in ids}))
     owners = directory.users(sorted({row["owner_id"] for row in rows if row["owner_id"]}))
-    new_issues = releases.new_issue_counts([row["id"] for row in rows])
     return [
-        _release_body(row, linked[row["id"]], owners, new_issues[row["id"]])
+        _release_body(
+            row, [projects[p] for p in links[row["id"]] if p in projects], owners,
+            new_issues[row["id"]],
+        )
         for row in rows
     ]
 

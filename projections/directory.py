@@ -378,6 +378,21 @@ class CachedDirectory(DirectoryQueries):
             lambda: DirectoryQueries.project_named(self, org_id, name),
         )
 
+    def projects_by_id(self, project_ids: Sequence[str]) -> dict[str, Row]:
+        """Return the projects with these ids, reading only those not cached at this version."""
+        found: dict[str, Row] = {}
+        missing = []
+        for project_id in project_ids:
+            cached = self._cache.get(f"project-id:{project_id}")
+            if cached is not None and cached[0] == self._version:
+                found[project_id] = cached[1]
+            else:
+                missing.append(project_id)
+        for project_id, row in DirectoryQueries.projects_by_id(self, missing).items():
+            found[project_id] = self._cache.remember(f"project-id:{project_id}",
+                                                     (self._version, row))[1]
+        return found
+
     def _remembered(
         self, key: str, read: Callable[[], Value],
         keep: Callable[[Value], bool] = lambda found: found is not None,

@@ -137,22 +137,6 @@ class IssueQueries:
             params,
         ).fetchall()
 
-    def new_issue_counts(self, release_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Return, per release, the number of live issues first seen in it, per project."""
-        counts: dict[str, dict[str, int]] = {release_id: {} for release_id in release_ids}
-        if not release_ids:
-            return counts
-        marks = ", ".join(["%s"] * len(release_ids))
-        rows = self.cursor.execute(
-            f"SELECT first_release_id, project_id, COUNT(*) AS issues FROM {ISSUES}"
-            f" WHERE first_release_id IN ({marks}) AND live = %s"
-            " GROUP BY first_release_id, project_id",
-            (*release_ids, True),
-        ).fetchall()
-        for row in rows:
-            counts[row["first_release_id"]][row["project_id"]] = int(row["issues"])
-        return counts
-
     def resolved(
         self, release_id: str, project_ids: Sequence[str] | None, after: int, limit: int
     ) -> list[Row]:

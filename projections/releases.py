@@ -16,8 +16,7 @@ from eventsourcing.domain import DomainEvent
 
 from domain.release import Release
 from projections.database import Cursor, Row
-from projections.directory import PROJECTS
-from projections.issues import IssueQueries
+from projections.issues import ISSUES
 from projections.projection import PendingRows, Projection, to_json, to_micros, to_text
 
 RELEASES = "releases_v1_releases"
@@ -295,9 +294,27 @@ class ReleaseQueries:
             (org_id, version),
         ).fetchall())
 
-    def linked_projects(self, release_ids: Sequence[str]) -> dict[str, list[Row]]:
-        """Return the directory rows of each release's projects, in one round trip."""
-        return linked_projects(self.cursor, RELEASE_PROJECTS, release_ids)
+    def links_and_new_issues(
+        self, release_ids: Sequence[str]
+    ) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+        """Return each release's project ids and its new issue counts, in one round trip.
+
+        A release's counts are its live issues first seen in it, per
+        project, read from the issue read model in the same transaction.
+        """
+        if not release_ids:
+            return {}, {}
+        marks = ", ".join(["%s"] * len(release_ids))
+        rows = self.cursor.execute(
+            f"SELECT 0 AS counted, release_id, project_id, 0 AS issues FROM {RELEASE_PROJECTS}"
+            f" WHERE release_id IN ({marks})"
+            " UNION ALL"
+            f" SELECT 1, first_release_id, project_id, COUNT(*) FROM {ISSUES}"
+            f" WHERE first_release_id IN ({marks}) AND live = %s"
+            " GROUP BY first_release_id, project_id",
+            (*release_ids, *release_ids, True),
+        ).fetchall()
+        return split_links_and_counts(release_ids, rows)
 
     def project_ids(self, release_ids: Sequence[str]) -> dict[str, list[str]]:
         linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
@@ -312,13 +329,6 @@ class ReleaseQueries:
         for row in rows:
             linked[row["release_id"]].append(row["project_id"])
         return linked
-
-    def new_issue_counts(self, release_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Return, per release, the number of live issues first seen in it, per project.
-
-        The counts come from the issue read model, in the same transaction.
-        """
-        return IssueQueries(self.cursor).new_issue_counts(release_ids)
 
     def page(
         self,
@@ -424,29 +434,18 @@ def split_links(rows: Sequence[Row]) -> tuple[Row | None, list[str]]:
     return release, [row[LINKED_COLUMN] for row in rows if row[LINKED_COLUMN] is not None]
 
 
-def linked_projects(
-    cursor: Cursor, links_table: str, release_ids: Sequence[str], condition: str = "",
-    params: Sequence[Any] = (),
-) -> dict[str, list[Row]]:
-    """Return each release's projects as directory rows, through the links in `links_table`.
-
-    `condition` narrows the links further, with `params` for its marks.
-    Links to projects missing from the directory are left out.
-    """
-    linked: dict[str, list[Row]] = {release_id: [] for release_id in release_ids}
-    if not release_ids:
-        return linked
-    marks = ", ".join(["%s"] * len(release_ids))
-    rows = cursor.execute(
-        f"SELECT l.release_id AS linked__release_id, d.* FROM {links_table} l"
-        f" JOIN {PROJECTS} d ON d.id = l.project_id"
-        f" WHERE l.release_id IN ({marks}){condition}",
-        (*release_ids, *params),
-    ).fetchall()
+def split_links_and_counts(
+    release_ids: Sequence[str], rows: Sequence[Row]
+) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+    """Sort rows of links (`counted` 0) and of new issue counts (`counted` 1) by release."""
+    links: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
+    counts: dict[str, dict[str, int]] = {release_id: {} for release_id in release_ids}
     for row in rows:
-        project = dict(row)
-        linked[project.pop("linked__release_id")].append(project)
-    return linked
+        if row["counted"]:
+            counts[row["release_id"]][row["project_id"]] = int(row["issues"])
+        else:
+            links[row["release_id"]].append(row["project_id"])
+    return links, counts
 
 
 def _like_prefix(prefix: str) -> str:

@@ -37,8 +37,8 @@ from projections.releases import (
     _authors,
     _last_commit,
     _like_prefix,
-    linked_projects,
     split_links,
+    split_links_and_counts,
 )
 
 RELEASES = "timeline_v2_releases"
@@ -336,7 +336,7 @@ class TimelineProjection(Projection):
 class ReleasesAt:
     """Release queries that return the state at one instant, in the live queries' terms.
 
-    `get`, `project_ids`, `new_issue_counts` and `page` take and return what
+    `get`, `project_ids`, `links_and_new_issues` and `page` take and return what
     the live release queries do, so the same code renders and pages both.
     """
 
@@ -361,11 +361,27 @@ class ReleasesAt:
             (self.instant, self.instant, org_id, version, self.instant, self.instant),
         ).fetchall())
 
-    def linked_projects(self, release_ids: Sequence[str]) -> dict[str, list[Row]]:
-        """Return the directory rows of each release's projects at the instant."""
-        return linked_projects(self.cursor, RELEASE_PROJECTS, release_ids,
-                               " AND l.valid_from <= %s AND l.valid_to > %s",
-                               (self.instant, self.instant))
+    def links_and_new_issues(
+        self, release_ids: Sequence[str]
+    ) -> tuple[dict[str, list[str]], dict[str, dict[str, int]]]:
+        """Return each release's project ids and new issue counts at the instant.
+
+        One round trip reads both.
+        """
+        if not release_ids:
+            return {}, {}
+        marks = ", ".join(["%s"] * len(release_ids))
+        at = (self.instant, self.instant)
+        rows = self.cursor.execute(
+            f"SELECT 0 AS counted, release_id, project_id, 0 AS issues FROM {RELEASE_PROJECTS}"
+            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s"
+            " UNION ALL"
+            f" SELECT 1, release_id, project_id, COUNT(*) FROM {NEW_ISSUES}"
+            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s"
+            " GROUP BY release_id, project_id",
+            (*release_ids, *at, *release_ids, *at),
+        ).fetchall()
+        return split_links_and_counts(release_ids, rows)
 
     def project_ids(self, release_ids: Sequence[str]) -> dict[str, list[str]]:
         linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
@@ -380,22 +396,6 @@ class ReleasesAt:
         for row in rows:
             linked[row["release_id"]].append(row["project_id"])
         return linked
-
-    def new_issue_counts(self, release_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Return, per release, the number of issues first seen in it, per project."""
-        counts: dict[str, dict[str, int]] = {release_id: {} for release_id in release_ids}
-        if not release_ids:
-            return counts
-        marks = ", ".join(["%s"] * len(release_ids))
-        rows = self.cursor.execute(
-            f"SELECT release_id, project_id, COUNT(*) AS issues FROM {NEW_ISSUES}"
-            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s"
-            " GROUP BY release_id, project_id",
-            (*release_ids, self.instant, self.instant),
-        ).fetchall()
-        for row in rows:
-            counts[row["release_id"]][row["project_id"]] = int(row["issues"])
-        return counts
 
     def page(
         self,

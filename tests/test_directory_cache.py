@@ -149,3 +149,30 @@ def test_project_name_lookup_sees_a_later_slug(services, world):
 
     assert before["slug"] == "web"
     assert after["slug"] == name
+
+
+def test_projects_by_id_cache_per_version(services, world, monkeypatch):
+    services.projector.catch_up()
+    known = sorted(str(project_id) for project_id in project_ids(services, "web", "api"))
+    missing = "00000000-0000-0000-0000-000000000000"
+    cache = services.directory_cache
+    cache.clear()
+
+    def lookup(version, ids):
+        found = {}
+
+        def read():
+            with services.database.transaction() as cursor:
+                found.update(CachedDirectory(cursor, cache, version).projects_by_id(ids))
+
+        return found, statements_of(services, monkeypatch, read)
+
+    first, first_statements = lookup(7, [*known, missing])
+    again, again_statements = lookup(7, [*known, missing])
+    cached, cached_statements = lookup(7, known)
+    moved, moved_statements = lookup(8, known)
+
+    assert sorted(first) == known
+    assert again == cached == moved == first
+    # The id that found nothing is read again; the found ones only at a new version.
+    assert (first_statements, again_statements, cached_statements, moved_statements) == (1, 1, 0, 1)
