@@ -109,7 +109,8 @@ def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False
     if not reference and (value is None or type(value) in _PLAIN):
         return value
     if reference and isinstance(value, (UUID, str)):
-        return public_ids.get(str(value), str(value))
+        text = str(value)
+        return public_ids.get(text, text)
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, datetime):
@@ -117,13 +118,28 @@ def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False
     if isinstance(value, (list, tuple)):
         return [render(item, public_ids, reference=reference) for item in value]
     if isinstance(value, dict):
-        rendered = {}
-        for key, item in value.items():
-            name, secret, is_ref = _key_plan(key)
-            if not secret:
-                rendered[name] = render(item, public_ids, reference=is_ref)
-        return rendered
+        return _render_fields(value, public_ids, skip_secrets=True)
     return value
+
+
+def _render_fields(
+    fields: Mapping[str, Any], public_ids: Mapping[str, str], *, skip_secrets: bool
+) -> dict[str, Any]:
+    """Render each field under its API name; plain values skip the call to `render`.
+
+    Most fields of most events are strings, numbers or None, and a replay
+    renders every event, so the common case costs a lookup and a test.
+    """
+    rendered = {}
+    for field, value in fields.items():
+        name, secret, is_ref = _key_plan(field)
+        if secret and skip_secrets:
+            continue
+        if not is_ref and (value is None or type(value) in _PLAIN):
+            rendered[name] = value
+        else:
+            rendered[name] = render(value, public_ids, reference=is_ref)
+    return rendered
 
 
 @lru_cache(maxsize=_CACHED_FIELDS)
@@ -133,8 +149,5 @@ def _key_plan(field: str) -> tuple[str, bool, bool]:
 
 
 def event_data(fields: Mapping[str, Any], public_ids: Mapping[str, str]) -> dict[str, Any]:
-    rendered = {}
-    for field, value in fields.items():
-        name, _, is_ref = _key_plan(field)
-        rendered[name] = render(value, public_ids, reference=is_ref)
-    return rendered
+    """Render an event's fields, as `event_fields` returns them, as JSON data."""
+    return _render_fields(fields, public_ids, skip_secrets=False)
