@@ -356,31 +356,8 @@ class ReleaseQueries:
                 f" AND p.project_id {test})"
             )
             params.extend(values)
-        if prefix:
-            conditions.append("r.version_lower LIKE %s ESCAPE '!'")
-            params.append(_like_prefix(prefix.lower()))
-        order = "DESC"
-        # The first, redundant bound on sort_key lets the list-order index seek
-        # to the cursor. Without it a page deep in the list scanned every
-        # release before the cursor (160 ms at 10,000 releases deep).
-        if after is not None:
-            conditions.append(
-                "r.sort_key <= %s AND (r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))"
-            )
-            params.extend([after[0], after[0], after[0], after[1]])
-        elif before is not None:
-            conditions.append(
-                "r.sort_key >= %s AND (r.sort_key > %s OR (r.sort_key = %s AND r.public_id > %s))"
-            )
-            params.extend([before[0], before[0], before[0], before[1]])
-            order = "ASC"
-        params.append(limit)
-        rows = self.cursor.execute(
-            f"SELECT r.* FROM {RELEASES} r WHERE {' AND '.join(conditions)}"
-            f" ORDER BY r.sort_key {order}, r.public_id {order} LIMIT %s",
-            params,
-        ).fetchall()
-        return rows if order == "DESC" else rows[::-1]
+        return page_in_list_order(self.cursor, RELEASES, conditions, params, prefix,
+                                  after, before, limit)
 
     def commits(self, release_id: str, after: int, limit: int) -> list[Row]:
         return self.cursor.execute(
@@ -432,6 +409,46 @@ def split_links(rows: Sequence[Row]) -> tuple[Row | None, list[str]]:
         return None, []
     release = {key: value for key, value in rows[0].items() if key != LINKED_COLUMN}
     return release, [row[LINKED_COLUMN] for row in rows if row[LINKED_COLUMN] is not None]
+
+
+def page_in_list_order(
+    cursor: Cursor,
+    table: str,
+    conditions: list[str],
+    params: list[Any],
+    prefix: str | None,
+    after: tuple[int, int] | None,
+    before: tuple[int, int] | None,
+    limit: int,
+) -> list[Row]:
+    """Read up to `limit` releases `r` of `table` that meet `conditions`, in list order.
+
+    The list is newest first by (sort_key, public_id); `prefix` narrows it
+    to versions that start with it, and `after` or `before` is a keyset
+    cursor. Rows come in list order either way.
+    """
+    if prefix:
+        conditions = [*conditions, "r.version_lower LIKE %s ESCAPE '!'"]
+        params = [*params, _like_prefix(prefix.lower())]
+    order = "DESC"
+    # The first, redundant bound on sort_key lets the list-order index seek
+    # to the cursor. Without it a page deep in the list scanned every
+    # release before the cursor (160 ms at 10,000 releases deep).
+    if after is not None:
+        conditions = [*conditions, "r.sort_key <= %s AND (r.sort_key < %s"
+                      " OR (r.sort_key = %s AND r.public_id < %s))"]
+        params = [*params, after[0], after[0], after[0], after[1]]
+    elif before is not None:
+        conditions = [*conditions, "r.sort_key >= %s AND (r.sort_key > %s"
+                      " OR (r.sort_key = %s AND r.public_id > %s))"]
+        params = [*params, before[0], before[0], before[0], before[1]]
+        order = "ASC"
+    rows = cursor.execute(
+        f"SELECT r.* FROM {table} r WHERE {' AND '.join(conditions)}"
+        f" ORDER BY r.sort_key {order}, r.public_id {order} LIMIT %s",
+        [*params, limit],
+    ).fetchall()
+    return rows if order == "DESC" else rows[::-1]
 
 
 def split_links_and_counts(

@@ -36,7 +36,7 @@ from projections.releases import (
     LINKED_COLUMN,
     _authors,
     _last_commit,
-    _like_prefix,
+    page_in_list_order,
     split_links,
     split_links_and_counts,
 )
@@ -419,26 +419,5 @@ class ReleasesAt:
                 f" AND p.project_id {test} AND p.valid_from <= %s AND p.valid_to > %s)"
             )
             params.extend([*values, self.instant, self.instant])
-        if prefix:
-            conditions.append("r.version_lower LIKE %s ESCAPE '!'")
-            params.append(_like_prefix(prefix.lower()))
-        order = "DESC"
-        # The redundant bound on sort_key lets the index seek to the cursor.
-        if after is not None:
-            conditions.append(
-                "r.sort_key <= %s AND (r.sort_key < %s OR (r.sort_key = %s AND r.public_id < %s))"
-            )
-            params.extend([after[0], after[0], after[0], after[1]])
-        elif before is not None:
-            conditions.append(
-                "r.sort_key >= %s AND (r.sort_key > %s OR (r.sort_key = %s AND r.public_id > %s))"
-            )
-            params.extend([before[0], before[0], before[0], before[1]])
-            order = "ASC"
-        params.append(limit)
-        rows = self.cursor.execute(
-            f"SELECT r.* FROM {RELEASES} r WHERE {' AND '.join(conditions)}"
-            f" ORDER BY r.sort_key {order}, r.public_id {order} LIMIT %s",
-            params,
-        ).fetchall()
-        return rows if order == "DESC" else rows[::-1]
+        return page_in_list_order(self.cursor, RELEASES, conditions, params, prefix,
+                                  after, before, limit)
