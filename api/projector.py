@@ -11,7 +11,7 @@ from types import FrameType
 
 from api.config import Settings
 from api.logs import configure_logging
-from api.services import Services
+from api.services import RELEASE_MODELS, Services
 from domain.application import ReleaseLedger
 from domain.errors import InvalidRequestError
 from projections.projection import Projection
@@ -32,6 +32,7 @@ def run_projections(services: Services, names: Sequence[str]) -> None:
         select_projections(all_projections(), names),
         runner_id=f"{socket.gethostname()}:{os.getpid()}",
         poll_interval=services.settings.projector_poll_interval,
+        first=RELEASE_MODELS,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -57,6 +58,7 @@ def start_in_thread(settings: Settings) -> Runner:
         all_projections(),
         runner_id=f"{socket.gethostname()}:{os.getpid()}:web",
         poll_interval=settings.projector_poll_interval,
+        first=RELEASE_MODELS,
     )
 
     def run() -> None:

@@ -46,6 +46,9 @@ QUERY_MODELS: dict[str, tuple[str, ...]] = {
     "commits": (CommitsProjection.name,),
     "delivery": (DeliveryProjection.name,),
 }
+# The read models that requests reading or writing releases catch up
+# themselves before they respond. Runners apply them in batches of their own.
+RELEASE_MODELS: tuple[str, ...] = (*QUERY_MODELS["directory"], *QUERY_MODELS["releases"])
 # Directory results kept per process for authentication, valid while the
 # directory's version stays the same. The cache starts over when full.
 DIRECTORY_CACHE_SIZE = 4096

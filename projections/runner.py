@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from projections.database import UNAVAILABLE_ERRORS
 from projections.projection import Projection
@@ -42,6 +42,12 @@ class Runner:
     database error it drops its locks, waits with exponential backoff and
     starts over. `projector` returns the projector to use, and may raise a
     database error while the database is down.
+
+    The read models named in `first` get batches of their own, applied
+    before the others'. A batch holds the lock of each read model it
+    applies to until it commits. Requests that catch up some read models
+    themselves wait for those locks, which batches of their own hold for
+    a few models' work instead of every model's.
     """
 
     def __init__(
@@ -51,10 +57,12 @@ class Runner:
         projections: Sequence[Projection],
         runner_id: str,
         poll_interval: float = 1.0,
+        first: Collection[str] = (),
     ) -> None:
         self.projector = projector
         self.locks = locks
         self.projections = list(projections)
+        self.first = frozenset(first)
         self.runner_id = runner_id
         self.poll_interval = poll_interval
         self.held: set[str] = set()
@@ -116,8 +124,14 @@ class Runner:
         if not held:
             return
         projector = self.projector()
+        groups = ([p for p in held if p.name in self.first],
+                  [p for p in held if p.name not in self.first])
+        count = 0
         try:
-            count = projector.catch_up(projections=held, before_batch=self._before_batch)
+            for group in groups:
+                if group:
+                    count += projector.catch_up(projections=group,
+                                                before_batch=self._before_batch)
         except _Stopping:
             return
         if count:

@@ -165,3 +165,28 @@ def test_projector_fails_on_unknown_name(settings, services):
 
     assert result.returncode == 1
     assert "Unknown read model nope_v1" in result.stderr
+
+
+def test_runner_first_models_batch_alone(services, world):
+    first = ["directory_v2", "releases_v1"]
+    calls: list[list[str]] = []
+
+    class RecordingProjector:
+        def catch_up(self, projections, before_batch):
+            calls.append(sorted(projection.name for projection in projections))
+            return services.projector.catch_up(projections=projections,
+                                               before_batch=before_batch)
+
+    runner = Runner(RecordingProjector, runner_locks(services), all_projections(),
+                    runner_id=f"test-first-{id(services)}", poll_interval=0.1, first=first)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    head = services.projector.head()
+    try:
+        wait_until(lambda: set(services.projector.positions().values()) == {head})
+    finally:
+        runner.stop()
+        thread.join(timeout=10)
+
+    assert calls[0] == first
+    assert calls[1] == sorted(set(NAMES) - set(first))
