@@ -150,7 +150,7 @@ class ReleaseHistory(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
         limit = per_page(req)
         cursor, after, before = parse_position_cursor(req)
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "audit") as queries:
             access = self.access(queries, req, org)
             release_id = Release.create_id(UUID(access.org_id), version)
             self._check_readable(req.context.caller, queries, access, version, release_id)
@@ -194,7 +194,7 @@ class AuditLog(Resource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         limit = per_page(req)
         cursor, after, before = parse_position_cursor(req)
-        with self.services.read() as queries:
+        with self.services.read("directory", "audit") as queries:
             access = self.access(queries, req, org)
             if not may_audit(req.context.caller, access):
                 raise PermissionDeniedError(
