@@ -26,7 +26,7 @@ class ActivityFeed(Resource):
         after = None
         if cursor is not None:
             after = (parse_int64(cursor.key), cursor.tiebreak)
-        with self.services.read() as queries:
+        with self.services.read("directory", "activity") as queries:
             access = self.access(queries, req, org)
             project_ids = None if access.project_ids is None else sorted(access.project_ids)
             rows = queries.activity.page(access.org_id, project_ids, after, limit + 1)

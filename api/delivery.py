@@ -80,7 +80,7 @@ class DeliveryMetrics(Resource):
         window = read_window(req)
         environments = read_environments(req)
         requested = req.context.query.get("project") or []
-        with self.services.read() as queries:
+        with self.services.read("directory", "delivery") as queries:
             access = self.access(queries, req, org)
             projects = chosen_projects(queries, access, requested)
             project_ids = [project["id"] for project in projects]

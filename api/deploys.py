@@ -23,7 +23,7 @@ class DeployCollection(Resource):
 
     @operation("List a release's deploys", {200: bodies.listing(bodies.DEPLOY)})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             resp.media = [deploy_body(row) for row in queries.releases.deploys(release["id"])]
@@ -41,7 +41,7 @@ class DeployCollection(Resource):
             "date_finished": requests.date(body, "dateFinished") or datetime.now(UTC),
         }
         slugs = body.get("projects") or []
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             project_ids = _deployed_project_ids(queries, access, release, slugs)
@@ -52,7 +52,7 @@ class DeployCollection(Resource):
             [UUID(project_id) for project_id in project_ids],
             self.cause(req),
         )
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             resp.media = deploy_body(queries.releases.deploy(outcome.position))
         resp.status = falcon.HTTP_201
         set_position(resp, outcome.position)

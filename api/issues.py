@@ -49,7 +49,7 @@ class IssueCollection(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         before = parse_integer_key(cursor)[0] if cursor else None
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
             rows = queries.issues.page(project_row["id"], before, limit + 1)
@@ -67,7 +67,7 @@ class IssueCollection(Resource):
         short_id = body["shortId"]
         title = body["title"]
         first_release = body.get("firstRelease")
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
         outcome = self.services.ledger.create_issue(
@@ -75,7 +75,7 @@ class IssueCollection(Resource):
             self.cause(req),
         )
         short_id = outcome.aggregate.short_id
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             resp.media = issue_body(_issue(queries, access.org_id, short_id), project_row)
         resp.status = falcon.HTTP_201
         resp.location = issue_location(access.slug, project_row["slug"], short_id)
@@ -91,7 +91,7 @@ class IssueDetail(Resource):
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, short_id: str
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
             row = _project_issue(queries, access.org_id, project_row, short_id)
@@ -104,14 +104,14 @@ class IssueDetail(Resource):
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, short_id: str
     ) -> None:
         status = req.context.body["status"]
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
             _project_issue(queries, access.org_id, project_row, short_id)
         outcome = self.services.ledger.change_issue_status(
             UUID(access.org_id), UUID(project_row["id"]), short_id, status, self.cause(req)
         )
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             row = _issue(queries, access.org_id, short_id)
             resp.media = issue_body(row, project_row)
         set_position(resp, outcome.position)
@@ -120,7 +120,7 @@ class IssueDetail(Resource):
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, org: str, project: str, short_id: str
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "issues") as queries:
             access = self.access(queries, req, org)
             project_row = self.project(queries, access, project)
             _project_issue(queries, access.org_id, project_row, short_id)
@@ -144,7 +144,7 @@ class ResolvedIssues(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         after = parse_integer_key(cursor)[0] if cursor else 0
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "issues") as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             project_ids = None if access.project_ids is None else sorted(access.project_ids)

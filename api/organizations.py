@@ -25,7 +25,7 @@ class Index(Resource):
                errors=(401, 503),
                description="Without a token, user and auth are null; an invalid token is 401.")
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             caller = authenticate(queries.directory, req.get_header("Authorization"))
         if caller is None:
             resp.media = {"version": "0", "user": None, "auth": None}
@@ -48,14 +48,14 @@ class OrganizationCollection(Resource):
         body = req.context.body
         slug = body["slug"]
         name = body.get("name")
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             caller = self.caller(queries, req)
         if not caller.is_superuser:
             raise PermissionDeniedError("Only superusers may create organizations.")
         outcome = self.services.ledger.create_organization(
             slug, name, bool(body.get("openMembership")), self.cause(req)
         )
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             organization = queries.directory.organization(slug)
         resp.status = falcon.HTTP_201
         resp.media = organization_body(organization)
@@ -74,7 +74,7 @@ class TeamCollection(Resource):
         body = req.context.body
         slug = body["slug"]
         name = body.get("name")
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             check_admin(self.access(queries, req, org))
         outcome = self.services.ledger.create_team(org, slug, name, self.cause(req))
         resp.status = falcon.HTTP_201
@@ -98,11 +98,11 @@ class TeamProjectCollection(Resource):
         body = req.context.body
         name = body.get("name")
         slug = body.get("slug") or (name or "").lower().replace(" ", "-")
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             access = self.access(queries, req, org)
             check_admin(access)
         outcome = self.services.ledger.create_project(org, slug, name, [team], self.cause(req))
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             project = queries.directory.project(access.org_id, slug)
         resp.status = falcon.HTTP_201
         resp.media = project_body(project)
@@ -116,7 +116,7 @@ class OrganizationProjects(Resource):
 
     @operation("List the projects you may use", {200: bodies.listing(bodies.PROJECT)})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             access = self.access(queries, req, org)
             projects = queries.directory.projects(access.org_id)
         resp.media = [project_body(p) for p in projects if access.may_use(p["id"])]

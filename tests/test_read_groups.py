@@ -56,3 +56,18 @@ def test_releases_at_instant_needs_timeline(services, world):
 def test_unknown_group_raises(services):
     with pytest.raises(ValueError, match="Unknown query groups"), services.read("nonsense"):
         pass
+
+
+def test_directory_reads_leave_other_read_models_behind(client, services, world):
+    services.projector.catch_up()
+    services.ledger.create_team(world.org, "late", None, CAUSE)
+    head = services.projector.head()
+
+    response = client.simulate_get("/api/0/organizations/acme/projects/",
+                                   headers=world.headers())
+
+    assert response.status_code == 200
+    positions = services.projector.positions()
+    assert positions["directory_v2"] == head
+    assert positions["audit_v2"] < head
+    assert positions["releases_v1"] < head
