@@ -83,8 +83,8 @@ class Database(ABC):
 
         A write transaction that is not `durable` returns from its commit
         before the commit reaches the disk. A crash of the database server
-        may then undo it, whole, with other recent transactions of its kind;
-        a durable transaction committed before the crash stays. It suits
+        may then undo it as a whole, with other recent transactions of its
+        kind. A durable transaction committed before the crash stays. It suits
         writes that can be made again from the ledger, such as a batch of
         read-model rows together with the position it moves to. SQLite read
         models always commit this way (synchronous=NORMAL in WAL mode).

@@ -383,23 +383,33 @@ class CachedDirectory(DirectoryQueries):
         found: dict[str, Row] = {}
         missing = []
         for project_id in project_ids:
-            cached = self._cache.get(f"project-id:{project_id}")
-            if cached is not None and cached[0] == self._version:
-                found[project_id] = cached[1]
-            else:
+            cached = self._cached(f"project-id:{project_id}")
+            if cached is None:
                 missing.append(project_id)
+            else:
+                found[project_id] = cached
         for project_id, row in DirectoryQueries.projects_by_id(self, missing).items():
-            found[project_id] = self._cache.remember(f"project-id:{project_id}",
-                                                     (self._version, row))[1]
+            self._cache.remember(f"project-id:{project_id}", (self._version, row))
+            found[project_id] = row
         return found
+
+    def _cached(self, key: str) -> Any:
+        """Return the value kept under `key` at this version, else None.
+
+        Only values that found something are kept, so None means a miss.
+        """
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        return None
 
     def _remembered(
         self, key: str, read: Callable[[], Value],
         keep: Callable[[Value], bool] = lambda found: found is not None,
     ) -> Value:
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] == self._version:
-            return cached[1]
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
         value = read()
         if keep(value):
             self._cache.remember(key, (self._version, value))

@@ -125,7 +125,7 @@ def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False
 def _render_fields(
     fields: Mapping[str, Any], public_ids: Mapping[str, str], *, skip_secrets: bool
 ) -> dict[str, Any]:
-    """Render each field under its API name; plain values skip the call to `render`.
+    """Render each field under its API name, calling `render` only for values that need it.
 
     Most fields of most events are strings, numbers or None, and a replay
     renders every event, so the common case costs a lookup and a test.

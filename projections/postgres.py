@@ -30,7 +30,7 @@ SESSION_LOCK_PREFIX = "session:"
 CHECK_AFTER_IDLE_SECONDS = 1.0
 
 # The statistics target of an ANALYZE that only needs a rough picture of a
-# table; ANALYZE samples 300 rows per unit of target (the default is 100).
+# table. ANALYZE samples 300 rows per unit of target, and the default is 100.
 COARSE_STATISTICS_TARGET = 10
 
 # From this many rows on, `copy_rows` leaves pipeline mode for a COPY stream.

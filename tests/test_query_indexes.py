@@ -177,12 +177,17 @@ def test_unanalyzed_columns_are_columns_of_the_read_model(projection):
         assert all(f" {column} " in create for column in columns)
 
 
+def filled_audit(services) -> Projection:
+    """Record releases, catch every read model up and return the audit model."""
+    record_history(services)
+    services.projector.catch_up()
+    return projection_named(services, "audit_v2")
+
+
 def test_analyze_leaves_out_unanalyzed_columns(services, world):
     if services.settings.backend != "postgresql":
         pytest.skip("SQLite's ANALYZE has no column list.")
-    record_history(services)
-    services.projector.catch_up()
-    audit = projection_named(services, "audit_v2")
+    audit = filled_audit(services)
 
     services.projector._analyze(audit)
     with services.database.transaction() as cursor:
@@ -206,12 +211,10 @@ def position_histogram(services) -> list[int]:
     return row["bounds"]
 
 
-def test_analyze_during_a_fill_samples_coarsely(services, world):
+def test_fill_analyze_samples_coarsely(services, world):
     if services.settings.backend != "postgresql":
         pytest.skip("Only PostgreSQL's ANALYZE takes a statistics target.")
-    record_history(services)
-    services.projector.catch_up()
-    audit = projection_named(services, "audit_v2")
+    audit = filled_audit(services)
     with services.database.transaction() as cursor:
         events = cursor.execute("SELECT COUNT(*) AS n FROM audit_v2_events").fetchone()["n"]
     assert events > 20
@@ -221,12 +224,12 @@ def test_analyze_during_a_fill_samples_coarsely(services, world):
     services.projector._analyze(audit)
     full = position_histogram(services)
 
-    # A statistics target of 10 keeps at most 11 histogram bounds; the default, 101.
+    # A statistics target of 10 keeps at most 11 histogram bounds, and the default 101.
     assert len(coarse) <= 11
     assert len(full) > 11
 
 
-def test_only_the_analyze_after_a_fill_samples_fully(services, world, monkeypatch):
+def test_final_analyze_samples_fully(services, world, monkeypatch):
     record_history(services)
     monkeypatch.setattr(projector_module, "ANALYZE_DURING_FROM_EVENTS", 4)
     monkeypatch.setattr(projector_module, "ANALYZE_AFTER_EVENTS", 8)
@@ -243,5 +246,6 @@ def test_only_the_analyze_after_a_fill_samples_fully(services, world, monkeypatc
 
     projector.catch_up()
 
-    assert calls[:-1] and all(coarse for _, coarse in calls[:-1])
+    assert calls[:-1]
+    assert all(coarse for _, coarse in calls[:-1])
     assert calls[-1] == ("audit_v2", False)

@@ -58,7 +58,7 @@ def test_unknown_group_raises(services):
         pass
 
 
-def test_directory_reads_leave_other_read_models_behind(client, services, world):
+def test_directory_reads_skip_other_models(client, services, world):
     services.projector.catch_up()
     services.ledger.create_team(world.org, "late", None, CAUSE)
     head = services.projector.head()
