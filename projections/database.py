@@ -54,6 +54,14 @@ class Cursor(ABC):
     @abstractmethod
     def fetchall(self) -> list[Row]: ...
 
+    def execute_planned(self, statement: str) -> Cursor:
+        """Run a statement without parameters, which a backend may keep planned per connection.
+
+        PostgreSQL sends it with the transaction's BEGIN when it is the
+        first statement. By default it is simply executed.
+        """
+        return self.execute(statement)
+
     def any_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         """Return a test that a value is one of `values`, to follow it, and its parameters.
 

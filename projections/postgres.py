@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -33,6 +34,9 @@ CHECK_AFTER_IDLE_SECONDS = 1.0
 # table. ANALYZE samples 300 rows per unit of target, and the default is 100.
 COARSE_STATISTICS_TARGET = 10
 
+# The BEGIN of a read transaction: all its queries see one committed snapshot.
+READ_SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
 # From this many rows on, `copy_rows` leaves pipeline mode for a COPY stream.
 COPY_FROM_ROWS = 64
 
@@ -45,15 +49,92 @@ class PostgresCursor(Cursor):
     mode for its stream and enters it again afterwards.
     """
 
-    def __init__(self, cursor: psycopg.Cursor[Any], *, pipelined: bool = False) -> None:
+    def __init__(
+        self,
+        cursor: psycopg.Cursor[Any],
+        *,
+        pipelined: bool = False,
+        begin: str | None = None,
+        prepared: set[str] | None = None,
+    ) -> None:
         self._cursor = cursor
         self._pipeline: AbstractContextManager[Any] | None = None
+        # A BEGIN statement not sent yet, which goes with the first statement.
+        self._begin = begin
+        # The names of the statements prepared on this cursor's connection,
+        # and of those among them that this transaction prepared.
+        self._prepared = set() if prepared is None else prepared
+        self._prepared_here: list[str] = []
         if pipelined:
             self._enter_pipeline()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> PostgresCursor:
+        if self._begin is not None:
+            begin, self._begin = self._begin, None
+            if not params:
+                # Without parameters psycopg sends the text as a simple
+                # query, which may hold several statements: one round trip
+                # for both. The BEGIN's result is skipped.
+                self._cursor.execute(f"{begin}; {statement}")
+                self._cursor.nextset()
+                return self
+            self._cursor.execute(begin)
         self._cursor.execute(statement, tuple(params))  # type: ignore[arg-type]
         return self
+
+    def execute_planned(self, statement: str) -> PostgresCursor:
+        """Run `statement` as the transaction's first statement, prepared on this connection.
+
+        BEGIN, PREPARE on the connection's first use, and EXECUTE go as one
+        simple query, in one round trip, and the server plans the statement
+        once per connection instead of each time. psycopg deallocates every
+        prepared statement after a rollback or a DROP on the connection, so
+        a statement found missing is prepared again in a new transaction.
+        Later in a transaction the statement is simply executed.
+        """
+        if self._begin is None:
+            return self.execute(statement)
+        name = f"ledger_{zlib.crc32(statement.encode()):08x}"
+        try:
+            try:
+                self._begin_and_execute(self._begin, name, statement)
+            except (psycopg.errors.InvalidSqlStatementName,
+                    psycopg.errors.DuplicatePreparedStatement):
+                # Nothing but the BEGIN ran before, so the transaction starts over.
+                self._cursor.execute("ROLLBACK")
+                with suppress(psycopg.errors.InvalidSqlStatementName):
+                    self._cursor.execute(f"DEALLOCATE {name}")
+                self._prepared.discard(name)
+                self._begin_and_execute(self._begin, name, statement)
+        except BaseException:
+            # Whether the statement now exists on the server is unknown, so
+            # the connection goes: the pool opens a new one in its place.
+            self._prepared.clear()
+            self._cursor.connection.close()
+            raise
+        self._begin = None
+        return self
+
+    def _begin_and_execute(self, begin: str, name: str, statement: str) -> None:
+        parts = [begin]
+        if name not in self._prepared:
+            parts.append(f"PREPARE {name} AS {statement}")
+        parts.append(f"EXECUTE {name}")
+        self._cursor.execute("; ".join(parts))
+        if name not in self._prepared:
+            self._prepared.add(name)
+            self._prepared_here.append(name)
+        for _ in parts[1:]:
+            self._cursor.nextset()
+
+    @property
+    def began(self) -> bool:
+        return self._begin is None
+
+    def rolled_back(self) -> None:
+        """Forget the statements this transaction prepared: a rollback undoes PREPARE too."""
+        self._prepared.difference_update(self._prepared_here)
+        self._prepared_here.clear()
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._cursor.executemany(statement, rows)  # type: ignore[arg-type]
@@ -183,6 +264,10 @@ class PostgresDatabase(Database):
         statement_timeout: float = 0,
     ) -> None:
         self.schema = schema
+        # The statements prepared by `execute_planned` on each connection.
+        self._prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
         options = (
             f"-c search_path={schema} -c idle_in_transaction_session_timeout=30000"
             f" -c statement_timeout={int(statement_timeout * 1000)}"
@@ -196,7 +281,7 @@ class PostgresDatabase(Database):
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={"row_factory": dict_row, "options": options},
+            kwargs={"row_factory": dict_row, "options": options, "autocommit": True},
             check=idle_check.check,
             reset=idle_check.returned,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
@@ -221,8 +306,11 @@ class PostgresDatabase(Database):
         """
         try:
             with self.pool.connection() as connection:
-                # All queries of a read query one committed snapshot. Putting
-                # that into the BEGIN statement saves a round trip.
+                if not write and lock_timeout is None:
+                    prepared = self._prepared.setdefault(connection, set())
+                    with _snapshot(connection, prepared) as cursor:
+                        yield cursor
+                    return
                 _characterize(connection, read_only=not write)
                 with connection.transaction(), connection.cursor() as raw:
                     cursor = PostgresCursor(raw, pipelined=write and pipeline)
@@ -324,6 +412,33 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.pool.close()
+
+
+@contextmanager
+def _snapshot(connection: psycopg.Connection[Any], prepared: set[str]
+              ) -> Iterator[PostgresCursor]:
+    """Run a read transaction whose queries all see one committed snapshot.
+
+    The pool's connections are in autocommit mode, so psycopg sends no
+    BEGIN of its own. The cursor sends BEGIN with the first statement, in
+    the same round trip when that statement has no parameters.
+    """
+    with connection.cursor() as raw:
+        cursor = PostgresCursor(raw, begin=READ_SNAPSHOT_BEGIN, prepared=prepared)
+        try:
+            yield cursor
+        except BaseException:
+            if connection.info.transaction_status != TransactionStatus.IDLE:
+                with suppress(psycopg.Error):
+                    raw.execute("ROLLBACK")
+            cursor.rolled_back()
+            raise
+        if cursor.began:
+            try:
+                raw.execute("COMMIT")
+            except BaseException:
+                cursor.rolled_back()
+                raise
 
 
 def _characterize(connection: psycopg.Connection[Any], *, read_only: bool) -> None:

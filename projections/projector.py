@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -146,15 +147,16 @@ class Projector:
         table = self.ledger.recorder.events_table_name
         chosen = self.projections if projections is None else projections
         names = [projection.name for projection in chosen]
-        marks = ", ".join(["%s"] * len(names))
+        # The names are written into the text, so that the statement has no
+        # parameters and can share a round trip with the BEGIN before it.
+        marks = ", ".join(f"'{_checked_name(name)}'" for name in names)
         versioned = [p for p in chosen if p.version_query is not None]
         versions = "".join(f", ({p.version_query}) AS version_{index}"
                            for index, p in enumerate(versioned))
-        rows = cursor.execute(
+        rows = cursor.execute_planned(
             f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
             f" SELECT ledger.head AS head, p.name AS name, p.position AS position{versions}"
-            f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})",
-            names,
+            f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})"
         ).fetchall()
         found = {row["name"]: row["position"] for row in rows if row["name"] is not None}
         return Check(
@@ -563,3 +565,14 @@ def now_text() -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+_READ_MODEL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _checked_name(name: str) -> str:
+    """Return a read model's name, safe to write into SQL text as a literal."""
+    if not _READ_MODEL_NAME.fullmatch(name):
+        raise ValueError(f"Invalid read model name {name!r}: use lowercase letters, digits"
+                         " and _, starting with a letter.")
+    return name

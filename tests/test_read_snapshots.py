@@ -1,0 +1,151 @@
+"""Read transactions: one snapshot, begun in the round trip of their first statement.
+
+On PostgreSQL the pool's connections are in autocommit mode, and a read
+transaction sends its BEGIN together with its first statement when that
+statement has no parameters. The read-model check is such a statement,
+prepared once per connection, so the server does not plan it again on
+every request.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from projections.projector import Projector, _checked_name
+
+PREPARED = "SELECT count(*) AS n FROM pg_prepared_statements WHERE name LIKE 'ledger_%%'"
+
+
+@pytest.fixture
+def postgres_only(backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite begins its transactions itself.")
+
+
+def test_first_statement_begins_a_read_only_snapshot(services, postgres_only):
+    with services.database.transaction() as cursor:
+        cursor.execute_planned("SELECT current_setting('transaction_isolation') AS isolation,"
+                               " current_setting('transaction_read_only') AS read_only")
+        row = cursor.fetchone()
+        # The BEGIN went in the same query as the first statement.
+        assert row == {"isolation": "repeatable read", "read_only": "on"}
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            cursor.execute("CREATE TABLE not_allowed (id INTEGER)")
+
+
+def test_queries_of_a_read_see_one_snapshot(services, postgres_only):
+    database = services.database
+    with database.transaction(write=True) as cursor:
+        cursor.execute("CREATE TABLE snapshot_probe (id INTEGER)")
+    with database.transaction() as cursor:
+        first = cursor.execute("SELECT count(*) AS n FROM snapshot_probe").fetchone()["n"]
+        # Another connection commits a row while the read is open.
+        with database.transaction(write=True) as other:
+            other.execute("INSERT INTO snapshot_probe (id) VALUES (1)")
+        second = cursor.execute("SELECT count(*) AS n FROM snapshot_probe").fetchone()["n"]
+    assert first == second == 0
+    with database.transaction() as cursor:
+        assert cursor.execute("SELECT count(*) AS n FROM snapshot_probe").fetchone()["n"] == 1
+
+
+def test_check_is_prepared_once_per_connection(services, postgres_only):
+    database = services.database
+    projector = services.projector
+    heads = []
+    for _ in range(4):
+        with database.transaction() as cursor:
+            heads.append(projector.check(cursor).head)
+            prepared = cursor.execute(PREPARED).fetchone()["n"]
+            assert prepared == 1
+    assert len(set(heads)) == 1
+
+
+def test_failed_read_rolls_back(services, postgres_only):
+    database = services.database
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        with database.transaction() as cursor:
+            cursor.execute_planned("SELECT 1 AS one")
+            cursor.execute("SELECT * FROM no_such_table")
+    for _ in range(3):
+        with database.transaction() as cursor:
+            assert cursor.execute_planned("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+def test_failed_planned_statement_drops_its_connection(services, postgres_only):
+    database = services.database
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        with database.transaction() as cursor:
+            cursor.execute_planned("SELECT * FROM no_such_table")
+    # Whether the statement was prepared is unknown, so a new connection
+    # prepares it again instead of failing on a name that already exists.
+    with database.transaction(write=True) as cursor:
+        cursor.execute("CREATE TABLE no_such_table (id INTEGER)")
+    for _ in range(3):
+        with database.transaction() as cursor:
+            assert cursor.execute_planned("SELECT * FROM no_such_table").fetchall() == []
+
+
+def test_writes_still_run_in_transactions(services, postgres_only):
+    database = services.database
+    with database.transaction(write=True) as cursor:
+        cursor.execute("CREATE TABLE write_probe (id INTEGER)")
+    with pytest.raises(RuntimeError):
+        with database.transaction(write=True) as cursor:
+            cursor.execute("INSERT INTO write_probe (id) VALUES (1)")
+            raise RuntimeError("abandon the write")
+    with database.transaction() as cursor:
+        assert cursor.execute("SELECT count(*) AS n FROM write_probe").fetchone()["n"] == 0
+
+
+def test_planned_statement_runs_on_sqlite_too(services):
+    with services.database.transaction() as cursor:
+        assert cursor.execute_planned("SELECT 1 AS one").fetchone()["one"] == 1
+        check = services.projector.check(cursor)
+    assert check.head == services.projector.head()
+
+
+@pytest.mark.parametrize("name", ["releases_v1", "audit_v2", "a"])
+def test_model_names_accepted(name):
+    assert _checked_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "Releases", "x'; DROP TABLE t; --", "1st", "a-b"])
+def test_bad_model_names_rejected(name):
+    with pytest.raises(ValueError):
+        _checked_name(name)
+
+
+def test_check_reads_positions_of_named_models(services):
+    projector: Projector = services.projector
+    projector.catch_up()
+    with services.database.transaction() as cursor:
+        check = projector.check(cursor)
+    assert check.current
+    assert set(check.positions) == {projection.name for projection in projector.projections}
+
+
+def test_check_survives_deallocate_all(services, postgres_only):
+    database = services.database
+    projector = services.projector
+    with database.transaction() as cursor:
+        head = projector.check(cursor).head
+    # A rolled back write makes psycopg run DEALLOCATE ALL on its connection.
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            with database.transaction(write=True) as cursor:
+                cursor.execute("SELECT 1")
+                raise RuntimeError("roll back")
+        with database.transaction() as cursor:
+            assert projector.check(cursor).head == head
+
+
+def test_forgotten_statement_prepared_again(services, postgres_only):
+    database = services.database
+    with database.transaction() as cursor:
+        cursor.execute_planned("SELECT 2 AS two")
+    # The pool's connection forgets what it prepared, as after a reconnect.
+    for prepared in database._prepared.values():
+        prepared.clear()
+    with database.transaction() as cursor:
+        assert cursor.execute_planned("SELECT 2 AS two").fetchone() == {"two": 2}
