@@ -69,18 +69,23 @@ class PostgresCursor(Cursor):
             self._enter_pipeline()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> PostgresCursor:
-        if self._begin is not None:
+        if self._begin is not None and not params:
             begin, self._begin = self._begin, None
-            if not params:
-                # Without parameters psycopg sends the text as a simple
-                # query, which may hold several statements: one round trip
-                # for both. The BEGIN's result is skipped.
-                self._cursor.execute(f"{begin}; {statement}")
-                self._cursor.nextset()
-                return self
-            self._cursor.execute(begin)
+            # Without parameters psycopg sends the text as a simple query,
+            # which may hold several statements: one round trip for both.
+            # The BEGIN's result is skipped.
+            self._cursor.execute(f"{begin}; {statement}")
+            self._cursor.nextset()
+            return self
+        self._send_begin()
         self._cursor.execute(statement, tuple(params))  # type: ignore[arg-type]
         return self
+
+    def _send_begin(self) -> None:
+        """Send the BEGIN still due, on its own."""
+        if self._begin is not None:
+            begin, self._begin = self._begin, None
+            self._cursor.execute(begin)
 
     def execute_planned(self, statement: str) -> PostgresCursor:
         """Run `statement` as the transaction's first statement, prepared on this connection.
@@ -137,6 +142,7 @@ class PostgresCursor(Cursor):
         self._prepared_here.clear()
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._send_begin()
         self._cursor.executemany(statement, rows)  # type: ignore[arg-type]
 
     def any_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
@@ -168,6 +174,7 @@ class PostgresCursor(Cursor):
         self._copy(table, columns, rows)
 
     def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        self._send_begin()
         with self._cursor.copy(_copy_statement(table, tuple(columns))) as copy:
             for row in rows:
                 copy.write_row(row)

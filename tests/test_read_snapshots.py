@@ -149,3 +149,13 @@ def test_forgotten_statement_prepared_again(services, postgres_only):
         prepared.clear()
     with database.transaction() as cursor:
         assert cursor.execute_planned("SELECT 2 AS two").fetchone() == {"two": 2}
+
+
+def test_executemany_first_still_begins(services, postgres_only):
+    database = services.database
+    with database.transaction(write=True) as cursor:
+        cursor.execute("CREATE TABLE begin_probe (id INTEGER)")
+    with database.transaction() as cursor:
+        # A read-only transaction rejects the write, which shows the BEGIN went first.
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            cursor.executemany("INSERT INTO begin_probe (id) VALUES (%s)", [(1,), (2,)])
