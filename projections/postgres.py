@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import hashlib
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -61,20 +62,18 @@ class PostgresCursor(Cursor):
         self._pipeline: AbstractContextManager[Any] | None = None
         # A BEGIN statement not sent yet, which goes with the first statement.
         self._begin = begin
-        # The names of the statements prepared on this cursor's connection,
-        # and of those among them that this transaction prepared.
+        # The names of the statements prepared on this cursor's connection.
         self._prepared = set() if prepared is None else prepared
-        self._prepared_here: list[str] = []
         if pipelined:
             self._enter_pipeline()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> PostgresCursor:
-        if self._begin is not None and not params:
+        if self._begin is not None and not params and _plain_text(statement):
             begin, self._begin = self._begin, None
             # Without parameters psycopg sends the text as a simple query,
             # which may hold several statements: one round trip for both.
             # The BEGIN's result is skipped.
-            self._cursor.execute(f"{begin}; {statement}")
+            self._cursor.execute(f"{begin};\n{statement}")
             self._cursor.nextset()
             return self
         self._send_begin()
@@ -97,9 +96,9 @@ class PostgresCursor(Cursor):
         a statement found missing is prepared again in a new transaction.
         Later in a transaction the statement is simply executed.
         """
-        if self._begin is None:
+        if self._begin is None or not _plain_text(statement):
             return self.execute(statement)
-        name = f"ledger_{zlib.crc32(statement.encode()):08x}"
+        name = f"ledger_{hashlib.blake2b(statement.encode(), digest_size=8).hexdigest()}"
         try:
             try:
                 self._begin_and_execute(self._begin, name, statement)
@@ -125,21 +124,15 @@ class PostgresCursor(Cursor):
         if name not in self._prepared:
             parts.append(f"PREPARE {name} AS {statement}")
         parts.append(f"EXECUTE {name}")
-        self._cursor.execute("; ".join(parts))
-        if name not in self._prepared:
-            self._prepared.add(name)
-            self._prepared_here.append(name)
+        # A line break before each semicolon ends a trailing -- comment.
+        self._cursor.execute("\n; ".join(parts))
+        self._prepared.add(name)
         for _ in parts[1:]:
             self._cursor.nextset()
 
     @property
     def began(self) -> bool:
         return self._begin is None
-
-    def rolled_back(self) -> None:
-        """Forget the statements this transaction prepared: a rollback undoes PREPARE too."""
-        self._prepared.difference_update(self._prepared_here)
-        self._prepared_here.clear()
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         self._send_begin()
@@ -435,17 +428,38 @@ def _snapshot(connection: psycopg.Connection[Any], prepared: set[str]
         try:
             yield cursor
         except BaseException:
-            if connection.info.transaction_status != TransactionStatus.IDLE:
-                with suppress(psycopg.Error):
-                    raw.execute("ROLLBACK")
-            cursor.rolled_back()
+            _end_failed_read(raw, prepared)
             raise
         if cursor.began:
-            try:
-                raw.execute("COMMIT")
-            except BaseException:
-                cursor.rolled_back()
-                raise
+            raw.execute("COMMIT")
+
+
+def _end_failed_read(raw: psycopg.Cursor[Any], prepared: set[str]) -> None:
+    """End a read transaction that raised, keeping the connection's prepared statements.
+
+    A read that wrote nothing ends the same with COMMIT as with ROLLBACK,
+    and psycopg deallocates every prepared statement after a ROLLBACK.
+    After a failed statement only ROLLBACK ends it. Then psycopg has
+    deallocated its own, and DEALLOCATE ALL removes the rest, so what
+    `prepared` lists is known again.
+    """
+    status = raw.connection.info.transaction_status
+    with suppress(psycopg.Error):
+        if status == TransactionStatus.INTRANS:
+            raw.execute("COMMIT")
+        elif status == TransactionStatus.INERROR:
+            raw.execute("ROLLBACK")
+            prepared.clear()
+            raw.execute("DEALLOCATE ALL")
+
+
+def _plain_text(statement: object) -> bool:
+    """Return whether `statement` can go as it is in a simple query.
+
+    Composed SQL must be rendered by psycopg first, and with no parameters
+    psycopg would still read `%%` in later statements as one `%`.
+    """
+    return isinstance(statement, str) and "%" not in statement
 
 
 def _characterize(connection: psycopg.Connection[Any], *, read_only: bool) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from projections.postgres import PostgresDatabase
 from projections.projector import Projector, _checked_name
 
 PREPARED = "SELECT count(*) AS n FROM pg_prepared_statements WHERE name LIKE 'ledger_%%'"
@@ -159,3 +160,68 @@ def test_executemany_first_still_begins(services, postgres_only):
         # A read-only transaction rejects the write, which shows the BEGIN went first.
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             cursor.executemany("INSERT INTO begin_probe (id) VALUES (%s)", [(1,), (2,)])
+
+
+def prepare_time(cursor):
+    row = cursor.execute(
+        "SELECT prepare_time FROM pg_prepared_statements WHERE name LIKE 'ledger_%%'"
+    ).fetchone()
+    return row["prepare_time"]
+
+
+def test_raising_read_keeps_prepared_check(services, postgres_only):
+    postgres = services.settings.postgres
+    # One connection, so that every transaction below shares it.
+    database = PostgresDatabase(postgres.conninfo, postgres.schema, min_size=1, max_size=1)
+    projector = Projector(services.ledger, database, services.projector.projections)
+    try:
+        check_survives_raising_read(database, projector)
+    finally:
+        database.close()
+
+
+def check_survives_raising_read(database, projector):
+    with database.transaction() as cursor:
+        projector.check(cursor)
+        first = prepare_time(cursor)
+        # psycopg prepares a statement run five times, and then deallocates
+        # all prepared statements after any ROLLBACK on the connection.
+        for _ in range(6):
+            cursor.execute("SELECT %s::int AS x", (1,))
+    # A handler raising, such as for a 404, ends the read without ROLLBACK,
+    # after which psycopg would deallocate every prepared statement.
+    with pytest.raises(LookupError):
+        with database.transaction() as cursor:
+            projector.check(cursor)
+            raise LookupError("no such release")
+    with database.transaction() as cursor:
+        projector.check(cursor)
+        assert prepare_time(cursor) == first
+
+
+def test_colliding_checksums_keep_own_statements(services, postgres_only):
+    # These two statements have the same CRC-32.
+    for _ in range(2):
+        for number in (32060020, 29685295):
+            with services.database.transaction() as cursor:
+                row = cursor.execute_planned(f"SELECT {number} AS n").fetchone()
+            assert row == {"n": number}
+
+
+def test_first_statement_reads_percent_like_later_ones(services, postgres_only):
+    with services.database.transaction() as cursor:
+        first = cursor.execute("SELECT 'a%%b' AS v").fetchone()["v"]
+        later = cursor.execute("SELECT 'a%%b' AS v").fetchone()["v"]
+    assert first == later == "a%b"
+
+
+def test_composed_first_statement_runs(services, postgres_only):
+    from psycopg import sql
+    statement = sql.SQL("SELECT {} AS v").format(sql.Literal("composed"))
+    with services.database.transaction() as cursor:
+        assert cursor.execute(statement).fetchone() == {"v": "composed"}
+
+
+def test_planned_statement_may_end_in_comment(services, postgres_only):
+    with services.database.transaction() as cursor:
+        assert cursor.execute_planned("SELECT 7 AS seven -- note").fetchone() == {"seven": 7}
