@@ -141,7 +141,7 @@ class ReleaseCollection(Resource):
         version = body["version"]
         status = body.get("status")
         slugs = body.get("projects") or []
-        with self.services.read(*write_groups(body)) as queries:
+        with self.services.read(*create_groups(body, project_slug)) as queries:
             access = self.access(queries, req, org)
             if project_slug is not None:
                 # A project in the path that the caller may not use is not found,
@@ -312,6 +312,17 @@ def write_groups(body: dict[str, Any]) -> tuple[str, ...]:
     if body.get("refs") is None:
         return ("directory", "releases")
     return ("directory", "releases", "commits")
+
+
+def create_groups(body: dict[str, Any], project_slug: str | None) -> tuple[str, ...]:
+    """Return the query groups that checking a create body uses.
+
+    Naming projects, a create reads only the directory: whether the
+    release exists is for the ledger to decide.
+    """
+    if (body.get("projects") or project_slug) and body.get("refs") is None:
+        return ("directory",)
+    return write_groups(body)
 
 
 def instant(req: falcon.Request) -> datetime | None:

@@ -204,7 +204,10 @@ class Services:
             if check.current:
                 yield self._queries(cursor, declared, check)
                 return
-        projector.catch_up(target=check.head, deadline=deadline, projections=models,
+        # Read models behind by ignored events only are left to the runners.
+        behind = set(check.behind)
+        projector.catch_up(target=check.head, deadline=deadline,
+                           projections=[model for model in models if model.name in behind],
                            positions=check.positions)
         with self.database.transaction() as cursor:
             # Checking again shows whether this state has the directory

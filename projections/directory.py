@@ -14,8 +14,10 @@ from uuid import UUID
 from eventsourcing.domain import DomainEvent
 
 from domain.directory import ApiToken, Member, Organization, Project, Team, User
+from domain.issue import Issue
+from domain.release import Release
 from projections.database import Cursor, Row
-from projections.projection import Projection, RecentCache, to_text
+from projections.projection import Projection, RecentCache, events_of, to_text
 
 USERS = "directory_v2_users"
 ORGANIZATIONS = "directory_v2_organizations"
@@ -68,6 +70,7 @@ class DirectoryProjection(Projection):
         " position BIGINT NOT NULL)",
     )
     version_query = f"SELECT position FROM {CHANGES} WHERE id = 1"
+    ignored_events = (*events_of(Release), *events_of(Issue))
 
     def __init__(self) -> None:
         self._changed_at: int | None = None

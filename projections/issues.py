@@ -17,7 +17,7 @@ from eventsourcing.domain import DomainEvent
 from domain.issue import Issue
 from domain.release import Release
 from projections.database import Cursor, Row
-from projections.projection import Projection, to_text
+from projections.projection import Projection, events_of, to_text
 
 ISSUES = "issues_v1_issues"
 RESOLUTIONS = "issues_v1_resolutions"
@@ -39,6 +39,7 @@ class IssuesProjection(Projection):
         " date_resolved TEXT NOT NULL, PRIMARY KEY (release_id, issue_id))",
         f"CREATE INDEX IF NOT EXISTS {RESOLUTIONS}_issue ON {RESOLUTIONS} (issue_id)",
     )
+    ignored_events = tuple(event for event in events_of(Release) if event is not Release.Deleted)
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:

@@ -42,6 +42,9 @@ class Projection:
     # A query of one value that changes whenever the read model's content
     # does, or None. The check of the read models before a read returns it.
     version_query: ClassVar[str | None] = None
+    # Event classes whose events never change the read model. A read model
+    # behind the ledger by such events alone counts as current for reads.
+    ignored_events: ClassVar[tuple[type[DomainEvent], ...]] = ()
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -120,6 +123,12 @@ class RecentCache(dict[str, Value]):
             self.clear()
         self[key] = value
         return value
+
+
+def events_of(aggregate: type) -> tuple[type[DomainEvent], ...]:
+    """Return the event classes that `aggregate` defines itself."""
+    return tuple(value for value in vars(aggregate).values()
+                 if isinstance(value, type) and issubclass(value, DomainEvent))
 
 
 def index_name(statement: str) -> str | None:

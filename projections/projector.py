@@ -15,6 +15,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification
 from eventsourcing.persistence import OperationalError as LedgerOperationalError
+from eventsourcing.utils import get_topic
 
 from projections.database import Cursor, Database, LockTimeoutError
 from projections.projection import Projection
@@ -70,15 +71,25 @@ class CatchUpTimeoutError(TimeoutError):
 
 @dataclass(frozen=True)
 class Check:
-    """The ledger head, each read model's position, and the versions of those that have one."""
+    """The ledger head, each read model's position, and the versions of those that have one.
+
+    `settled` names the read models behind the head by ignored events only.
+    """
 
     head: int
     positions: dict[str, int]
     versions: dict[str, object]
+    settled: frozenset[str] = frozenset()
+
+    @property
+    def behind(self) -> list[str]:
+        """Return the read models that lack events that would change them."""
+        return [name for name, position in self.positions.items()
+                if position < self.head and name not in self.settled]
 
     @property
     def current(self) -> bool:
-        return all(position >= self.head for position in self.positions.values())
+        return not self.behind
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,8 @@ class Projector:
                            for index, p in enumerate(versioned))
         rows = cursor.execute_planned(
             f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
-            f" SELECT ledger.head AS head, p.name AS name, p.position AS position{versions}"
+            f" SELECT ledger.head AS head, p.name AS name, p.position AS position{versions},"
+            f" {_settled_column(chosen, table, column)} AS settled"
             f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})"
         ).fetchall()
         found = {row["name"]: row["position"] for row in rows if row["name"] is not None}
@@ -163,6 +175,7 @@ class Projector:
             head=rows[0]["head"],
             positions={name: found.get(name, 0) for name in names},
             versions={p.name: rows[0][f"version_{index}"] for index, p in enumerate(versioned)},
+            settled=frozenset(row["name"] for row in rows if row["settled"]),
         )
 
     def positions(self) -> dict[str, int]:
@@ -568,6 +581,42 @@ def _now() -> str:
 
 
 _READ_MODEL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_TOPIC = re.compile(r"[A-Za-z0-9_.:]+")
+# A read model at most this many events behind counts as current when all of
+# them are events it ignores. Finding that out reads those events' topics.
+SETTLED_WITHIN_EVENTS = 1000
+
+
+def _settled_column(projections: Sequence[Projection], table: str, column: str) -> str:
+    """Return SQL that is true for a read model behind the head by ignored events only.
+
+    It reads the topics of the events past the model's position, through
+    the index on notification ids, and only for a model at most
+    SETTLED_WITHIN_EVENTS behind. Topics written into the text keep the
+    check a statement without parameters.
+    """
+    cases = []
+    for projection in projections:
+        if not projection.ignored_events:
+            continue
+        topics = ", ".join(f"'{_checked_topic(get_topic(event))}'"
+                           for event in projection.ignored_events)
+        cases.append(
+            f" WHEN '{_checked_name(projection.name)}' THEN"
+            f" (ledger.head - p.position <= {SETTLED_WITHIN_EVENTS} AND NOT EXISTS"
+            f" (SELECT 1 FROM {table} e WHERE e.{column} > p.position"
+            f" AND e.{column} <= ledger.head AND e.topic NOT IN ({topics})))"
+        )
+    if not cases:
+        return "FALSE"
+    return f"CASE p.name{''.join(cases)} ELSE FALSE END"
+
+
+def _checked_topic(topic: str) -> str:
+    """Return an event topic, safe to write into SQL text as a literal."""
+    if not _TOPIC.fullmatch(topic):
+        raise ValueError(f"Invalid event topic {topic!r}: expected module:Class.Event.")
+    return topic
 
 
 def _checked_name(name: str) -> str:
