@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import hashlib
+import time
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import psycopg
@@ -98,7 +98,7 @@ class PostgresCursor(Cursor):
         """
         if self._begin is None or not _plain_text(statement):
             return self.execute(statement)
-        name = f"ledger_{hashlib.blake2b(statement.encode(), digest_size=8).hexdigest()}"
+        name = _statement_name(statement)
         try:
             try:
                 self._begin_and_execute(self._begin, name, statement)
@@ -451,6 +451,12 @@ def _end_failed_read(raw: psycopg.Cursor[Any], prepared: set[str]) -> None:
             raw.execute("ROLLBACK")
             prepared.clear()
             raw.execute("DEALLOCATE ALL")
+
+
+@lru_cache(maxsize=256)
+def _statement_name(statement: str) -> str:
+    """Return the name to prepare `statement` under: a 64-bit digest of its text."""
+    return f"ledger_{hashlib.blake2b(statement.encode(), digest_size=8).hexdigest()}"
 
 
 def _plain_text(statement: object) -> bool:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import cache, singledispatchmethod
+from functools import cache, lru_cache, singledispatchmethod
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
@@ -147,33 +147,25 @@ class Projector:
     def check(self, cursor: Cursor, projections: Sequence[Projection] | None = None) -> Check:
         """Return the ledger head, the read models' positions and their versions.
 
-        One statement inside the caller's transaction. When no position is
-        behind the head, the caller's queries see a state that includes
-        each event recorded before the transaction began, and each version
-        is that of this state. Read models and ledger share one database
+        One statement inside the caller's transaction. When no read model
+        is behind (`Check.current`), the caller's queries see a state that
+        includes each event recorded before the transaction began, or all
+        of them that could change it, and each version is that of this
+        state. Read models and ledger share one database
         on both backends. A read model without a position counts as being
         at zero.
         """
-        column = "notification_id" if self.database.dialect == "postgresql" else "rowid"
-        table = self.ledger.recorder.events_table_name
-        chosen = self.projections if projections is None else projections
-        names = [projection.name for projection in chosen]
-        # The names are written into the text, so that the statement has no
-        # parameters and can share a round trip with the BEGIN before it.
-        marks = ", ".join(f"'{_checked_name(name)}'" for name in names)
+        chosen = tuple(self.projections if projections is None else projections)
+        statement = _check_statement(
+            self.ledger.recorder.events_table_name, self.database.dialect, chosen,
+            SETTLED_WITHIN_EVENTS,
+        )
+        rows = cursor.execute_planned(statement).fetchall()
         versioned = [p for p in chosen if p.version_query is not None]
-        versions = "".join(f", ({p.version_query}) AS version_{index}"
-                           for index, p in enumerate(versioned))
-        rows = cursor.execute_planned(
-            f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
-            f" SELECT ledger.head AS head, p.name AS name, p.position AS position{versions},"
-            f" {_settled_column(chosen, table, column)} AS settled"
-            f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})"
-        ).fetchall()
         found = {row["name"]: row["position"] for row in rows if row["name"] is not None}
         return Check(
             head=rows[0]["head"],
-            positions={name: found.get(name, 0) for name in names},
+            positions={p.name: found.get(p.name, 0) for p in chosen},
             versions={p.name: rows[0][f"version_{index}"] for index, p in enumerate(versioned)},
             settled=frozenset(row["name"] for row in rows if row["settled"]),
         )
@@ -587,13 +579,36 @@ _TOPIC = re.compile(r"[A-Za-z0-9_.:]+")
 SETTLED_WITHIN_EVENTS = 1000
 
 
-def _settled_column(projections: Sequence[Projection], table: str, column: str) -> str:
+@lru_cache(maxsize=64)
+def _check_statement(
+    table: str, dialect: str, projections: tuple[Projection, ...], settled_within: int
+) -> str:
+    """Return the check's statement for `projections`, built once per set of read models.
+
+    The names and topics are written into the text, so that the statement
+    has no parameters and can share a round trip with the BEGIN before it.
+    """
+    column = "notification_id" if dialect == "postgresql" else "rowid"
+    marks = ", ".join(f"'{_checked_name(projection.name)}'" for projection in projections)
+    versioned = [p for p in projections if p.version_query is not None]
+    versions = "".join(f", ({p.version_query}) AS version_{index}"
+                       for index, p in enumerate(versioned))
+    return (
+        f"WITH ledger AS (SELECT COALESCE(MAX({column}), 0) AS head FROM {table})"
+        f" SELECT ledger.head AS head, p.name AS name, p.position AS position{versions},"
+        f" {_settled_column(projections, table, column, settled_within)} AS settled"
+        f" FROM ledger LEFT JOIN {POSITIONS_TABLE} p ON p.name IN ({marks})"
+    )
+
+
+def _settled_column(
+    projections: Sequence[Projection], table: str, column: str, settled_within: int
+) -> str:
     """Return SQL that is true for a read model behind the head by ignored events only.
 
     It reads the topics of the events past the model's position, through
     the index on notification ids, and only for a model at most
-    SETTLED_WITHIN_EVENTS behind. Topics written into the text keep the
-    check a statement without parameters.
+    `settled_within` events behind.
     """
     cases = []
     for projection in projections:
@@ -603,7 +618,7 @@ def _settled_column(projections: Sequence[Projection], table: str, column: str) 
                            for event in projection.ignored_events)
         cases.append(
             f" WHEN '{_checked_name(projection.name)}' THEN"
-            f" (ledger.head - p.position <= {SETTLED_WITHIN_EVENTS} AND NOT EXISTS"
+            f" (ledger.head - p.position <= {settled_within} AND NOT EXISTS"
             f" (SELECT 1 FROM {table} e WHERE e.{column} > p.position"
             f" AND e.{column} <= ledger.head AND e.topic NOT IN ({topics})))"
         )

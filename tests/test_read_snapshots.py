@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from projections.postgres import PostgresDatabase
 from projections.projector import Projector, _checked_name
 
-PREPARED = "SELECT count(*) AS n FROM pg_prepared_statements WHERE name LIKE 'ledger_%%'"
+PREPARED_COUNT = "SELECT count(*) AS n FROM pg_prepared_statements WHERE name LIKE 'ledger_%%'"
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def postgres_only(backend):
         pytest.skip("SQLite begins its transactions itself.")
 
 
-def test_first_statement_begins_a_read_only_snapshot(services, postgres_only):
+def test_first_statement_begins_snapshot(services, postgres_only):
     with services.database.transaction() as cursor:
         cursor.execute_planned("SELECT current_setting('transaction_isolation') AS isolation,"
                                " current_setting('transaction_read_only') AS read_only")
@@ -35,7 +36,7 @@ def test_first_statement_begins_a_read_only_snapshot(services, postgres_only):
             cursor.execute("CREATE TABLE not_allowed (id INTEGER)")
 
 
-def test_queries_of_a_read_see_one_snapshot(services, postgres_only):
+def test_read_sees_one_snapshot(services, postgres_only):
     database = services.database
     with database.transaction(write=True) as cursor:
         cursor.execute("CREATE TABLE snapshot_probe (id INTEGER)")
@@ -45,39 +46,38 @@ def test_queries_of_a_read_see_one_snapshot(services, postgres_only):
         with database.transaction(write=True) as other:
             other.execute("INSERT INTO snapshot_probe (id) VALUES (1)")
         second = cursor.execute("SELECT count(*) AS n FROM snapshot_probe").fetchone()["n"]
-    assert first == second == 0
+    assert first == 0
+    assert second == 0
     with database.transaction() as cursor:
         assert cursor.execute("SELECT count(*) AS n FROM snapshot_probe").fetchone()["n"] == 1
 
 
-def test_check_is_prepared_once_per_connection(services, postgres_only):
+def test_check_prepared_once(services, postgres_only):
     database = services.database
     projector = services.projector
     heads = []
     for _ in range(4):
         with database.transaction() as cursor:
             heads.append(projector.check(cursor).head)
-            prepared = cursor.execute(PREPARED).fetchone()["n"]
+            prepared = cursor.execute(PREPARED_COUNT).fetchone()["n"]
             assert prepared == 1
     assert len(set(heads)) == 1
 
 
 def test_failed_read_rolls_back(services, postgres_only):
     database = services.database
-    with pytest.raises(psycopg.errors.UndefinedTable):
-        with database.transaction() as cursor:
-            cursor.execute_planned("SELECT 1 AS one")
-            cursor.execute("SELECT * FROM no_such_table")
+    with pytest.raises(psycopg.errors.UndefinedTable), database.transaction() as cursor:
+        cursor.execute_planned("SELECT 1 AS one")
+        cursor.execute("SELECT * FROM no_such_table")
     for _ in range(3):
         with database.transaction() as cursor:
             assert cursor.execute_planned("SELECT 1 AS one").fetchone() == {"one": 1}
 
 
-def test_failed_planned_statement_drops_its_connection(services, postgres_only):
+def test_failed_planned_drops_connection(services, postgres_only):
     database = services.database
-    with pytest.raises(psycopg.errors.UndefinedTable):
-        with database.transaction() as cursor:
-            cursor.execute_planned("SELECT * FROM no_such_table")
+    with pytest.raises(psycopg.errors.UndefinedTable), database.transaction() as cursor:
+        cursor.execute_planned("SELECT * FROM no_such_table")
     # Whether the statement was prepared is unknown, so a new connection
     # prepares it again instead of failing on a name that already exists.
     with database.transaction(write=True) as cursor:
@@ -87,19 +87,18 @@ def test_failed_planned_statement_drops_its_connection(services, postgres_only):
             assert cursor.execute_planned("SELECT * FROM no_such_table").fetchall() == []
 
 
-def test_writes_still_run_in_transactions(services, postgres_only):
+def test_writes_still_roll_back(services, postgres_only):
     database = services.database
     with database.transaction(write=True) as cursor:
         cursor.execute("CREATE TABLE write_probe (id INTEGER)")
-    with pytest.raises(RuntimeError):
-        with database.transaction(write=True) as cursor:
-            cursor.execute("INSERT INTO write_probe (id) VALUES (1)")
-            raise RuntimeError("abandon the write")
+    with pytest.raises(RuntimeError), database.transaction(write=True) as cursor:
+        cursor.execute("INSERT INTO write_probe (id) VALUES (1)")
+        raise RuntimeError("abandon the write")
     with database.transaction() as cursor:
         assert cursor.execute("SELECT count(*) AS n FROM write_probe").fetchone()["n"] == 0
 
 
-def test_planned_statement_runs_on_sqlite_too(services):
+def test_planned_statement_on_sqlite(services):
     with services.database.transaction() as cursor:
         assert cursor.execute_planned("SELECT 1 AS one").fetchone()["one"] == 1
         check = services.projector.check(cursor)
@@ -117,7 +116,7 @@ def test_bad_model_names_rejected(name):
         _checked_name(name)
 
 
-def test_check_reads_positions_of_named_models(services):
+def test_check_reads_model_positions(services):
     projector: Projector = services.projector
     projector.catch_up()
     with services.database.transaction() as cursor:
@@ -133,10 +132,9 @@ def test_check_survives_deallocate_all(services, postgres_only):
         head = projector.check(cursor).head
     # A rolled back write makes psycopg run DEALLOCATE ALL on its connection.
     for _ in range(2):
-        with pytest.raises(RuntimeError):
-            with database.transaction(write=True) as cursor:
-                cursor.execute("SELECT 1")
-                raise RuntimeError("roll back")
+        with pytest.raises(RuntimeError), database.transaction(write=True) as cursor:
+            cursor.execute("SELECT 1")
+            raise RuntimeError("roll back")
         with database.transaction() as cursor:
             assert projector.check(cursor).head == head
 
@@ -145,7 +143,7 @@ def test_forgotten_statement_prepared_again(services, postgres_only):
     database = services.database
     with database.transaction() as cursor:
         cursor.execute_planned("SELECT 2 AS two")
-    # The pool's connection forgets what it prepared, as after a reconnect.
+    # Clear the record of prepared statements, as a reconnect would.
     for prepared in database._prepared.values():
         prepared.clear()
     with database.transaction() as cursor:
@@ -156,10 +154,9 @@ def test_executemany_first_still_begins(services, postgres_only):
     database = services.database
     with database.transaction(write=True) as cursor:
         cursor.execute("CREATE TABLE begin_probe (id INTEGER)")
-    with database.transaction() as cursor:
-        # A read-only transaction rejects the write, which shows the BEGIN went first.
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            cursor.executemany("INSERT INTO begin_probe (id) VALUES (%s)", [(1,), (2,)])
+    # A read-only transaction rejects the write, which shows the BEGIN went first.
+    with database.transaction() as cursor, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        cursor.executemany("INSERT INTO begin_probe (id) VALUES (%s)", [(1,), (2,)])
 
 
 def prepare_time(cursor):
@@ -190,16 +187,15 @@ def check_survives_raising_read(database, projector):
             cursor.execute("SELECT %s::int AS x", (1,))
     # A handler raising, such as for a 404, ends the read without ROLLBACK,
     # after which psycopg would deallocate every prepared statement.
-    with pytest.raises(LookupError):
-        with database.transaction() as cursor:
-            projector.check(cursor)
-            raise LookupError("no such release")
+    with pytest.raises(LookupError), database.transaction() as cursor:
+        projector.check(cursor)
+        raise LookupError("no such release")
     with database.transaction() as cursor:
         projector.check(cursor)
         assert prepare_time(cursor) == first
 
 
-def test_colliding_checksums_keep_own_statements(services, postgres_only):
+def test_checksum_collision_keeps_statements(services, postgres_only):
     # These two statements have the same CRC-32.
     for _ in range(2):
         for number in (32060020, 29685295):
@@ -208,20 +204,20 @@ def test_colliding_checksums_keep_own_statements(services, postgres_only):
             assert row == {"n": number}
 
 
-def test_first_statement_reads_percent_like_later_ones(services, postgres_only):
+def test_first_statement_percent_escaping(services, postgres_only):
     with services.database.transaction() as cursor:
         first = cursor.execute("SELECT 'a%%b' AS v").fetchone()["v"]
         later = cursor.execute("SELECT 'a%%b' AS v").fetchone()["v"]
-    assert first == later == "a%b"
+    assert first == "a%b"
+    assert later == "a%b"
 
 
 def test_composed_first_statement_runs(services, postgres_only):
-    from psycopg import sql
     statement = sql.SQL("SELECT {} AS v").format(sql.Literal("composed"))
     with services.database.transaction() as cursor:
         assert cursor.execute(statement).fetchone() == {"v": "composed"}
 
 
-def test_planned_statement_may_end_in_comment(services, postgres_only):
+def test_planned_statement_trailing_comment(services, postgres_only):
     with services.database.transaction() as cursor:
         assert cursor.execute_planned("SELECT 7 AS seven -- note").fetchone() == {"seven": 7}

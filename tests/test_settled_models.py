@@ -103,13 +103,13 @@ def test_settled_read_sees_same_directory(services, client, world):
     assert settled == current
 
 
-def test_directory_ignores_its_ignored_events():
+def test_directory_ignored_events_unhandled():
     assert DirectoryProjection.ignored_events
     for event in DirectoryProjection.ignored_events:
         assert _handler(event) is _IGNORED, event
 
 
-def test_issues_ignore_their_ignored_events():
+def test_issues_ignored_events_unhandled():
     dispatcher = vars(IssuesProjection)["apply"].dispatcher
     default = dispatcher.dispatch(DomainEvent)
     assert Release.Deleted not in IssuesProjection.ignored_events
