@@ -30,6 +30,12 @@ APPEND_FUNCTION = "ledger_append_events"
 # the ledger has events. The service then links those events in Python.
 UNLINKED_EVENTS_SQLSTATE = "LCH01"
 UNDEFINED_FUNCTION_SQLSTATE = "42883"
+# Appends of up to this many events send each state as a parameter of its own.
+FEW_EVENTS = 8
+# The driver's send buffer grows to hold a message and keeps that size
+# until its connection closes, so a connection that sent this many bytes
+# of events is closed rather than kept in the pool.
+LARGE_MESSAGE_BYTES = 1024 * 1024
 
 # The function that inserts events and links them, under the table lock and
 # in one statement, with the hashes of chain.links. Each part of an event's
@@ -124,6 +130,17 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         self.append_statement = SQL(
             "SELECT position FROM {0}(%b::{1}[], %b::bigint[], %b, %b, %b) AS position"
         ).format(self.append_function, SQL(self.datastore.originator_id_type))
+        # With one state parameter per event, the driver sends each state
+        # as it is, where an array parameter is first copied into one
+        # buffer: 27 MiB more for a list of 100,000 commits.
+        self.append_few_statements = [
+            SQL(
+                "SELECT position FROM {0}(%b::{1}[], %b::bigint[], %b, ARRAY[{2}], %b)"
+                " AS position"
+            ).format(self.append_function, SQL(self.datastore.originator_id_type),
+                     SQL(", ").join([SQL("%b::bytea")] * count))
+            for count in range(1, FEW_EVENTS + 1)
+        ]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
@@ -140,17 +157,26 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         """
         if not stored_events:
             return []
-        params = (
+        identities = (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
             [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-            f"{self.datastore.lock_timeout}s",
         )
+        lock_timeout = f"{self.datastore.lock_timeout}s"
+        if len(stored_events) <= FEW_EVENTS:
+            statement = self.append_few_statements[len(stored_events) - 1]
+            params = (*identities, *[e.state for e in stored_events], lock_timeout)
+        else:
+            statement = self.append_statement
+            params = (*identities, [e.state for e in stored_events], lock_timeout)
         try:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(self.append_statement, params, prepare=True)
-                return [row["position"] for row in curs.fetchall()]
+                curs.execute(statement, params, prepare=True)
+                positions = [row["position"] for row in curs.fetchall()]
+                if sum(len(e.state) for e in stored_events) >= LARGE_MESSAGE_BYTES:
+                    # The append is committed, and the pool replaces the closed connection.
+                    conn.close()
+                return positions
         except PersistenceError as error:
             sqlstate = _sqlstate(error)
             if sqlstate not in (UNLINKED_EVENTS_SQLSTATE, UNDEFINED_FUNCTION_SQLSTATE):

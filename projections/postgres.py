@@ -6,7 +6,7 @@ import hashlib
 import time
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from contextlib import AbstractContextManager, contextmanager, suppress
 from functools import cache, lru_cache
 from typing import Any
@@ -156,7 +156,8 @@ class PostgresCursor(Cursor):
         statements sent before, so a handful of rows go as INSERTs.
         """
         if self._pipeline is not None:
-            rows = list(rows)
+            if not isinstance(rows, Sized):
+                rows = list(rows)
             if len(rows) < COPY_FROM_ROWS:
                 self._cursor.executemany(_insert_statement(table, tuple(columns)), rows)
                 return

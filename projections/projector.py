@@ -6,6 +6,7 @@ import inspect
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -414,11 +415,19 @@ class Projector:
                 return {name: (0, position) for name, position in positions.items()}
             for projection in active:
                 projection.begin_batch()
-            for notification in notifications:
+            # A stored state can take as much memory as its decoded event,
+            # tens of megabytes for a long commit list, so each one is
+            # dropped before its event is applied.
+            pending = deque(notifications)
+            del notifications
+            while pending:
+                notification = pending.popleft()
                 event = decode(self.ledger, notification)
+                position, topic = notification.id, notification.topic
+                del notification
                 for projection in active:
-                    if notification.id > positions[projection.name]:
-                        apply_event(projection, cursor, event, notification)
+                    if position > positions[projection.name]:
+                        apply_event(projection, cursor, event, position, topic)
                         counts[projection.name] += 1
             for projection in active:
                 end_batch(projection, cursor, after, end)
@@ -452,7 +461,8 @@ def apply_notification(
     ledger: Application, projection: Projection, cursor: Cursor, notification: Notification
 ) -> None:
     """Decode one stored event and apply it; a failure names the read model and position."""
-    apply_event(projection, cursor, decode(ledger, notification), notification)
+    apply_event(projection, cursor, decode(ledger, notification), notification.id,
+                notification.topic)
 
 
 def decode(ledger: Application, notification: Notification) -> DomainEvent:
@@ -480,15 +490,15 @@ def end_batch(projection: Projection, cursor: Cursor, after: int, end: int) -> N
 
 
 def apply_event(
-    projection: Projection, cursor: Cursor, event: DomainEvent, notification: Notification
+    projection: Projection, cursor: Cursor, event: DomainEvent, position: int, topic: str
 ) -> None:
-    """Apply one decoded event; a failure names the read model and position."""
+    """Apply the decoded event at `position`; a failure names the read model and position."""
     try:
-        handler(type(projection), type(event))(projection, event, cursor, notification.id)
+        handler(type(projection), type(event))(projection, event, cursor, position)
     except Exception as error:
         error.add_note(
             f"Read model {projection.name} failed on the event at ledger position"
-            f" {notification.id} ({notification.topic})."
+            f" {position} ({topic})."
         )
         raise
 

@@ -8,7 +8,7 @@ ties and makes the order total.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import singledispatchmethod
 from typing import Any
 
@@ -80,7 +80,7 @@ class ReleasesProjection(Projection):
         # batch's later events and written at its end, with their commit
         # lists. Identities, project links and deploys wait too.
         self._new_rows: dict[str, dict[str, Any]] = {}
-        self._new_commits: dict[str, list[tuple[Any, ...]]] = {}
+        self._new_commits: dict[str, Sequence[dict[str, Any]]] = {}
         self._new_identities = PendingRows(IDENTITIES, ("id", "org_id", "version"))
         self._new_links = PendingRows(RELEASE_PROJECTS, ("release_id", "project_id"))
         self._new_deploys = PendingRows(DEPLOYS, DEPLOY_COLUMNS)
@@ -97,8 +97,8 @@ class ReleasesProjection(Projection):
                 tuple(row[column] for column in RELEASE_COLUMNS)
                 for row in self._new_rows.values()
             ])
-        commits = [row for rows in self._new_commits.values() for row in rows]
-        if commits:
+        commits = CommitRows(self._new_commits.items())
+        if len(commits):
             cursor.copy_rows(COMMITS, COMMIT_COLUMNS, commits)
         for pending in (self._new_identities, self._new_links, self._new_deploys):
             pending.flush(cursor)
@@ -172,18 +172,13 @@ class ReleasesProjection(Projection):
     @apply.register
     def _(self, event: Release.CommitsSet, cursor: Cursor, position: int) -> None:
         release_id = str(event.originator_id)
-        rows = [
-            (release_id, index, commit["id"], commit["repository"], commit["message"],
-             commit["author_name"], commit["author_email"], commit["timestamp"],
-             to_json(commit["patch_set"]))
-            for index, commit in enumerate(event.commits)
-        ]
         if release_id in self._new_rows:
-            self._new_commits[release_id] = rows
+            self._new_commits[release_id] = event.commits
         else:
             cursor.execute(f"DELETE FROM {COMMITS} WHERE release_id = %s", (release_id,))
-            if rows:
-                cursor.copy_rows(COMMITS, COMMIT_COLUMNS, rows)
+            if event.commits:
+                cursor.copy_rows(COMMITS, COMMIT_COLUMNS,
+                                 CommitRows([(release_id, event.commits)]))
         self._change(
             cursor, release_id,
             f"UPDATE {RELEASES} SET commit_count = %s, last_commit = %s, authors = %s"
@@ -258,6 +253,27 @@ class ReleasesProjection(Projection):
 
 def _optional_id(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+class CommitRows:
+    """The commits table's rows for the commit lists of some releases, made while they are read.
+
+    A commit list can hold 100,000 commits. Making each row as the
+    database driver takes it keeps one row in memory instead of all of them.
+    """
+
+    def __init__(self, lists: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> None:
+        self._lists = list(lists)
+
+    def __len__(self) -> int:
+        return sum(len(commits) for _, commits in self._lists)
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for release_id, commits in self._lists:
+            for index, commit in enumerate(commits):
+                yield (release_id, index, commit["id"], commit["repository"], commit["message"],
+                       commit["author_name"], commit["author_email"], commit["timestamp"],
+                       to_json(commit["patch_set"]))
 
 
 def _last_commit(commits: Sequence[dict[str, Any]]) -> str | None:

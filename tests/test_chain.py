@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from contextlib import contextmanager
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from api.cli import main
 from chain.links import GENESIS_HASH
-from chain.postgres import ChainedPostgresApplicationRecorder
+from chain.postgres import FEW_EVENTS, LARGE_MESSAGE_BYTES, ChainedPostgresApplicationRecorder
 from chain.sqlite import ChainedSQLiteApplicationRecorder
 from chain.verification import Anchor, Verification, Verifier
 from domain.application import ReleaseChanges
@@ -286,6 +288,64 @@ def test_postgres_links_appends_on_the_server(world, monkeypatch):
 
     assert result.intact
     assert result.events == head(world)
+
+
+def stored_events(count: int, state_bytes: int = 16) -> list[StoredEvent]:
+    """Events of one new aggregate, each with a state of its own of `state_bytes` bytes."""
+    originator_id = uuid.uuid4()
+    return [
+        StoredEvent(originator_id, version, "tests.test_chain:Stored",
+                    bytes([version % 256]) * state_bytes)
+        for version in range(1, count + 1)
+    ]
+
+
+def states_after(world: World, position: int) -> list[bytes]:
+    notifications = world.services.ledger.recorder.select_notifications(
+        position, 10_000, inclusive_of_start=False)
+    return [notification.state for notification in notifications]
+
+
+@pytest.mark.parametrize("count", [1, 2, FEW_EVENTS, FEW_EVENTS + 1, 40])
+def test_postgres_appends_store_every_state_in_order(world, count):
+    # Up to FEW_EVENTS events send one parameter per state, more one array.
+    if world.services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL has an append function.")
+    create_release(world, "1.0")
+    before = head(world)
+    events = stored_events(count)
+
+    positions = world.services.ledger.recorder.insert_events(events)
+
+    assert positions == list(range(before + 1, before + count + 1))
+    assert states_after(world, before) == [event.state for event in events]
+    assert verify(world).intact
+
+
+def test_postgres_large_append_closes_its_connection(world, monkeypatch):
+    if world.services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL keeps a pool of event store connections.")
+    recorder = world.services.ledger.recorder
+    closed_after_use = []
+    real_connection = recorder.datastore.get_connection
+
+    @contextmanager
+    def watched_connection():
+        with real_connection() as connection:
+            yield connection
+            closed_after_use.append(connection.closed)
+
+    before = recorder.max_notification_id() or 0
+    small, large = stored_events(1), stored_events(1, LARGE_MESSAGE_BYTES)
+    monkeypatch.setattr(recorder.datastore, "get_connection", watched_connection)
+
+    recorder.insert_events(small)
+    recorder.insert_events(large)
+    recorder.insert_events(stored_events(2))
+
+    assert closed_after_use == [False, True, False]
+    assert states_after(world, before)[:2] == [small[0].state, large[0].state]
+    assert verify(world).intact
 
 
 def test_migrate_links_events_recorded_before_the_chain(settings, world, tamperer, monkeypatch,

@@ -12,6 +12,7 @@ from projections.database import Cursor
 from projections.postgres import COPY_FROM_ROWS
 from projections.projection import PendingRows, Projection
 from projections.projector import Projector
+from projections.releases import CommitRows
 from tests.builders import CAUSE
 from tests.rebuild import positions
 
@@ -128,3 +129,68 @@ def test_error_in_copy_keeps_nothing(postgres_services):
         cursor.copy_rows("copied", ("n",), rows)
 
     assert copied(services) == []
+
+
+class CountedRows:
+    """Rows that know their count and are made one at a time, counting the rows made."""
+
+    def __init__(self, values: list[int]) -> None:
+        self.values = values
+        self.rows_made = 0
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self):
+        for value in self.values:
+            self.rows_made += 1
+            yield (value,)
+
+
+def test_sized_rows_are_made_while_copy_sends_them(postgres_services):
+    services = postgres_services
+    rows = CountedRows(list(range(10, 10 + COPY_FROM_ROWS * 3)))
+    made_when_copy_began = []
+
+    with services.database.transaction(write=True, pipeline=True) as cursor:
+        cursor.execute("INSERT INTO copied (n) VALUES (1)")
+        original = cursor._copy
+
+        def watched(table, columns, stream):
+            made_when_copy_began.append(rows.rows_made)
+            original(table, columns, stream)
+
+        cursor._copy = watched
+        cursor.copy_rows("copied", ("n",), rows)
+
+    assert made_when_copy_began == [0]
+    assert rows.rows_made == len(rows.values)
+    assert copied(services) == [1, *rows.values]
+
+
+def test_few_sized_rows_go_as_inserts(postgres_services):
+    services = postgres_services
+    rows = CountedRows(list(range(10, 10 + COPY_FROM_ROWS - 1)))
+
+    with services.database.transaction(write=True, pipeline=True) as cursor:
+        cursor.copy_rows("copied", ("n",), rows)
+
+    assert copied(services) == rows.values
+
+
+def test_commit_rows_in_order():
+    first = [{"id": "a1", "repository": "acme/app", "message": "one", "author_name": "Ann",
+              "author_email": "ann@example.com", "timestamp": "2024-01-01T00:00:00Z",
+              "patch_set": [{"path": "a.py", "type": "M"}]}]
+    second = [dict(first[0], id=f"b{index}", patch_set=[]) for index in range(3)]
+
+    rows = CommitRows([("release-1", first), ("release-2", second)])
+
+    assert len(rows) == 4
+    assert list(rows) == [
+        ("release-1", 0, "a1", "acme/app", "one", "Ann", "ann@example.com",
+         "2024-01-01T00:00:00Z", '[{"path":"a.py","type":"M"}]'),
+        *[("release-2", index, f"b{index}", "acme/app", "one", "Ann", "ann@example.com",
+           "2024-01-01T00:00:00Z", "[]") for index in range(3)],
+    ]
+    assert list(rows) == list(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC, datetime
 from functools import singledispatchmethod
 from uuid import UUID
@@ -71,6 +72,44 @@ def test_failed_batch_changes_nothing(services, world):
     with services.database.transaction() as cursor:
         rows = cursor.execute("SELECT count(*) AS n FROM failing_v1_rows").fetchone()
     assert rows["n"] == 0
+
+
+class StateWatcher(Projection):
+    """Records, for each event applied, whether its stored notification is still in memory."""
+
+    name = "state_watcher_v1"
+    create_statements = ()
+
+    def __init__(self) -> None:
+        self.stored: dict[int, weakref.ref] = {}
+        self.alive: dict[int, bool] = {}
+
+    @singledispatchmethod
+    def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
+        self.alive[position] = self.stored[position]() is not None
+
+
+def test_stored_state_dropped_before_apply(services, world, monkeypatch):
+    # A stored state can take tens of megabytes, so a batch keeps only decoded events.
+    projection = StateWatcher()
+    projector = Projector(services.ledger, services.database, [projection])
+    projector.create_tables()
+    recorder = services.ledger.recorder
+    real_select = recorder.select_notifications
+
+    def watched_select(*args, **kwargs):
+        notifications = real_select(*args, **kwargs)
+        projection.stored.update(
+            (notification.id, weakref.ref(notification)) for notification in notifications
+        )
+        return notifications
+
+    monkeypatch.setattr(recorder, "select_notifications", watched_select)
+
+    projector.catch_up()
+
+    assert len(projection.alive) == projector.head()
+    assert not any(projection.alive.values())
 
 
 def test_activity_same_with_cache_cleared(services, world, monkeypatch):
