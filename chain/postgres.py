@@ -30,12 +30,13 @@ APPEND_FUNCTION = "ledger_append_events"
 # the ledger has events. The service then links those events in Python.
 UNLINKED_EVENTS_SQLSTATE = "LCH01"
 UNDEFINED_FUNCTION_SQLSTATE = "42883"
-# Appends of up to this many events send each state as a parameter of its own.
-FEW_EVENTS = 8
-# The driver's send buffer grows to hold a message and keeps that size
-# until its connection closes, so a connection that sent this many bytes
-# of events is closed rather than kept in the pool.
+# An append whose states add up to this many bytes is large. libpq's send
+# buffer grows to hold it and keeps that size until its connection closes,
+# so such a connection is closed rather than kept in the pool.
 LARGE_MESSAGE_BYTES = 1024 * 1024
+# A large append of up to this many events sends each state as a parameter
+# of its own.
+FEW_EVENTS = 8
 
 # The function that inserts events and links them, under the table lock and
 # in one statement, with the hashes of chain.links. Each part of an event's
@@ -163,7 +164,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             [e.topic for e in stored_events],
         )
         lock_timeout = f"{self.datastore.lock_timeout}s"
-        if len(stored_events) <= FEW_EVENTS:
+        large = sum(len(e.state) for e in stored_events) >= LARGE_MESSAGE_BYTES
+        if large and len(stored_events) <= FEW_EVENTS:
             statement = self.append_few_statements[len(stored_events) - 1]
             params = (*identities, *[e.state for e in stored_events], lock_timeout)
         else:
@@ -173,7 +175,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(statement, params, prepare=True)
                 positions = [row["position"] for row in curs.fetchall()]
-                if sum(len(e.state) for e in stored_events) >= LARGE_MESSAGE_BYTES:
+                if large:
                     # The append is committed, and the pool replaces the closed connection.
                     conn.close()
                 return positions

@@ -306,14 +306,16 @@ def states_after(world: World, position: int) -> list[bytes]:
     return [notification.state for notification in notifications]
 
 
-@pytest.mark.parametrize("count", [1, 2, FEW_EVENTS, FEW_EVENTS + 1, 40])
-def test_postgres_appends_store_every_state_in_order(world, count):
-    # Up to FEW_EVENTS events send one parameter per state, more one array.
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("count", [1, 2, FEW_EVENTS, FEW_EVENTS + 1])
+def test_postgres_appends_store_every_state_in_order(world, count, large):
+    # A large append of up to FEW_EVENTS events sends one parameter per
+    # state, and every other append sends one array of states.
     if world.services.settings.backend != "postgresql":
         pytest.skip("Only PostgreSQL has an append function.")
     create_release(world, "1.0")
     before = head(world)
-    events = stored_events(count)
+    events = stored_events(count, LARGE_MESSAGE_BYTES // count + 1 if large else 16)
 
     positions = world.services.ledger.recorder.insert_events(events)
 
