@@ -11,13 +11,18 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Recording,
+)
+from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from domain.cause import Cause, CauseAsDict
@@ -111,6 +116,17 @@ def check_email(email: str) -> str:
     if not isinstance(email, str) or not EMAIL_PATTERN.match(email):
         raise InvalidFieldError("email", f"Invalid email address {email!r}.")
     return email
+
+
+def _mutate(aggregate: Any, events: Iterable[DomainEvent]) -> Any:
+    """Apply `events` to `aggregate` in order and return the result.
+
+    The library's default projector checks each event against a runtime
+    protocol, which on Python 3.11 lists the protocol's attributes again.
+    """
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
@@ -499,9 +515,28 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
 
     def _get_or_none(self, aggregate_id: UUID) -> Any:
         try:
-            return self.repository.get(aggregate_id)
+            return self.repository.get(aggregate_id, projector_func=_mutate)
         except AggregateNotFoundError:
             return None
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Record the pending events of aggregates in one transaction, as `Application.save` does.
+
+        For aggregates alone it skips the library's check of each argument
+        against runtime protocols: on Python 3.11 each check lists the
+        protocol's attributes again, about 8 % of a release command's CPU time.
+        """
+        if kwargs or not all(isinstance(obj, Aggregate) for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in objs:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)
+        return recordings
 
     def _save(self, *aggregates: Aggregate) -> int | None:
         recordings = self.save(*aggregates)

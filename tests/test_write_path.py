@@ -63,3 +63,26 @@ def test_deleted_version_is_recreated(services, world):
 
     assert outcome.created
     assert not ledger.get_release(org_id, "1.0").deleted
+
+
+def test_save_records_aggregates_in_order(services, world):
+    ledger = services.ledger
+    org_id = ledger.get_organization(world.org).id
+    web = Project.create_id(org_id, "web")
+    first = Release(org_id, "7.0", None, None, None, None, CAUSE)
+    second = Release(org_id, "8.0", None, None, None, None, CAUSE)
+    second.add_projects([web], None, CAUSE)
+
+    recordings = ledger.save(first, second)
+
+    assert [recording.domain_event.originator_id for recording in recordings] == [
+        first.id, second.id, second.id]
+    assert [recording.notification.id for recording in recordings] == sorted(
+        recording.notification.id for recording in recordings)
+    loaded = ledger._get_or_none(second.id)
+    assert loaded.version == second.version
+    assert loaded.project_ids == second.project_ids
+
+
+def test_save_of_nothing_records_nothing(services):
+    assert services.ledger.save(None) == []
