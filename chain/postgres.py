@@ -19,6 +19,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+from chain.arrays import BigintArray, ByteaArray, EncodedArray, TextArray, UUIDArray
 from chain.links import CHAIN_TABLE, Link, RecordedEvent, link_row, originator_text
 from chain.persistence import ChainRecorder
 
@@ -158,10 +159,14 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         """
         if not stored_events:
             return []
+        if self.datastore.originator_id_type == "uuid":
+            originator_ids: EncodedArray = UUIDArray([e.originator_id for e in stored_events])
+        else:
+            originator_ids = TextArray([str(e.originator_id) for e in stored_events])
         identities = (
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
+            originator_ids,
+            BigintArray([e.originator_version for e in stored_events]),
+            TextArray([e.topic for e in stored_events]),
         )
         lock_timeout = f"{self.datastore.lock_timeout}s"
         large = sum(len(e.state) for e in stored_events) >= LARGE_MESSAGE_BYTES
@@ -170,7 +175,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             params = (*identities, *[e.state for e in stored_events], lock_timeout)
         else:
             statement = self.append_statement
-            params = (*identities, [e.state for e in stored_events], lock_timeout)
+            params = (*identities, ByteaArray([e.state for e in stored_events]), lock_timeout)
         try:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(statement, params, prepare=True)
