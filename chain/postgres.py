@@ -129,9 +129,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             channel=Identifier(self.channel_name),
             unlinked=SQL(UNLINKED_EVENTS_SQLSTATE),
         ))
+        # Rendered once: psycopg renders a composed statement on every execute.
         self.append_statement = SQL(
             "SELECT position FROM {0}(%b::{1}[], %b::bigint[], %b, %b, %b) AS position"
-        ).format(self.append_function, SQL(self.datastore.originator_id_type))
+        ).format(self.append_function, SQL(self.datastore.originator_id_type)).as_string(None)
         # With one state parameter per event, the driver sends each state
         # as it is, where an array parameter is first copied into one
         # buffer: 27 MiB more for a list of 100,000 commits.
@@ -140,7 +141,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
                 "SELECT position FROM {0}(%b::{1}[], %b::bigint[], %b, ARRAY[{2}], %b)"
                 " AS position"
             ).format(self.append_function, SQL(self.datastore.originator_id_type),
-                     SQL(", ").join([SQL("%b::bytea")] * count))
+                     SQL(", ").join([SQL("%b::bytea")] * count)).as_string(None)
             for count in range(1, FEW_EVENTS + 1)
         ]
 

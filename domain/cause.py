@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import Transcoding
@@ -36,7 +36,10 @@ class CauseAsDict(Transcoding):
     name = "cause"
 
     def encode(self, obj: Cause) -> dict[str, Any]:
-        return asdict(obj)
+        # Written out because dataclasses.asdict copies each field
+        # recursively, which took a twentieth of a command's CPU time.
+        return {"actor_type": obj.actor_type, "actor_id": obj.actor_id,
+                "actor_email": obj.actor_email, "request_id": obj.request_id}
 
     def decode(self, data: dict[str, Any]) -> Cause:
         return Cause(**data)

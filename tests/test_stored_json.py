@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
 
+from domain.cause import Cause, CauseAsDict
 from projections.projection import to_json
 
 
@@ -36,3 +38,12 @@ def test_stored_json_falls_back_for_what_orjson_rejects(value):
 
     assert json.loads(text) == json.loads(json.dumps(value, sort_keys=True, default=str))
     text.encode()
+
+
+def test_cause_encodes_every_field():
+    cause = Cause("user", "17", "ann@example.com", "request-1")
+
+    encoded = CauseAsDict().encode(cause)
+
+    assert encoded == dataclasses.asdict(cause)
+    assert CauseAsDict().decode(encoded) == cause
