@@ -48,26 +48,22 @@ CREATE OR REPLACE FUNCTION {function}(
     states bytea[], lock_timeout text
 ) RETURNS SETOF bigint LANGUAGE plpgsql AS $body$
 DECLARE
-    positions bigint[];
     previous_position bigint;
     previous_digest bytea;
-    event record;
+    new_position bigint;
+    id_text text;
+    version_text text;
+    topic_bytes bytea;
     canonical bytea;
 BEGIN
     PERFORM set_config('lock_timeout', lock_timeout, true);
     LOCK TABLE {events} IN EXCLUSIVE MODE;
     NOTIFY {channel};
-    WITH inserted AS (
-        INSERT INTO {events} (originator_id, originator_version, topic, state)
-        SELECT * FROM unnest(originator_ids, originator_versions, topics, states)
-        RETURNING notification_id
-    )
-    SELECT array_agg(notification_id ORDER BY notification_id) INTO positions FROM inserted;
 
-    SELECT position, decode(hash, 'hex') INTO previous_position, previous_digest
-    FROM {chain} ORDER BY position DESC LIMIT 1;
+    SELECT c.position, decode(c.hash, 'hex') INTO previous_position, previous_digest
+    FROM {chain} AS c ORDER BY c.position DESC LIMIT 1;
     IF previous_position IS NULL THEN
-        IF EXISTS (SELECT 1 FROM {events} WHERE notification_id < positions[1]) THEN
+        IF EXISTS (SELECT 1 FROM {events}) THEN
             RAISE EXCEPTION 'Events without links found; run release-ledger migrate.'
                 USING ERRCODE = '{unlinked}';
         END IF;
@@ -75,27 +71,27 @@ BEGIN
         previous_digest := decode(repeat('0', 64), 'hex');
     END IF;
 
-    FOR event IN
-        SELECT notification_id, originator_id::text AS originator_id, originator_version,
-            topic, state
-        FROM {events} WHERE notification_id = ANY(positions) ORDER BY notification_id
-    LOOP
-        canonical := int8send(length(convert_to(event.notification_id::text, 'UTF8'))::bigint)
-            || convert_to(event.notification_id::text, 'UTF8')
-            || int8send(length(convert_to(event.originator_id, 'UTF8'))::bigint)
-            || convert_to(event.originator_id, 'UTF8')
-            || int8send(length(convert_to(event.originator_version::text, 'UTF8'))::bigint)
-            || convert_to(event.originator_version::text, 'UTF8')
-            || int8send(length(convert_to(event.topic, 'UTF8'))::bigint)
-            || convert_to(event.topic, 'UTF8')
-            || int8send(length(event.state)::bigint) || event.state;
+    FOR i IN 1 .. cardinality(originator_ids) LOOP
+        INSERT INTO {events} (originator_id, originator_version, topic, state)
+        VALUES (originator_ids[i], originator_versions[i], topics[i], states[i])
+        RETURNING notification_id INTO new_position;
+        -- Positions, ids and versions are ASCII, so their text is their UTF-8.
+        id_text := originator_ids[i]::text;
+        version_text := originator_versions[i]::text;
+        topic_bytes := convert_to(topics[i], 'UTF8');
+        canonical := int8send(octet_length(new_position::text)::bigint)
+            || convert_to(new_position::text, 'UTF8')
+            || int8send(octet_length(id_text)::bigint) || convert_to(id_text, 'UTF8')
+            || int8send(octet_length(version_text)::bigint) || convert_to(version_text, 'UTF8')
+            || int8send(length(topic_bytes)::bigint) || topic_bytes
+            || int8send(length(states[i])::bigint) || states[i];
         previous_digest := sha256(previous_digest || canonical);
         INSERT INTO {chain} (position, previous_position, originator_id, originator_version, hash)
-        VALUES (event.notification_id, previous_position, event.originator_id,
-                event.originator_version, encode(previous_digest, 'hex'));
-        previous_position := event.notification_id;
+        VALUES (new_position, previous_position, id_text, originator_versions[i],
+                encode(previous_digest, 'hex'));
+        previous_position := new_position;
+        RETURN NEXT new_position;
     END LOOP;
-    RETURN QUERY SELECT unnest(positions);
 END
 $body$
 """

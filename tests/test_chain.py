@@ -294,7 +294,7 @@ def stored_events(count: int, state_bytes: int = 16) -> list[StoredEvent]:
     """Events of one new aggregate, each with a state of its own of `state_bytes` bytes."""
     originator_id = uuid.uuid4()
     return [
-        StoredEvent(originator_id, version, "tests.test_chain:Stored",
+        StoredEvent(originator_id, version, "tests.test_chain:Stored_é",
                     bytes([version % 256]) * state_bytes)
         for version in range(1, count + 1)
     ]
