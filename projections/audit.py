@@ -32,6 +32,7 @@ from projections.event_data import (
     event_data,
     event_fields,
     event_type,
+    id_text,
     referenced_ids,
 )
 from projections.projection import (
@@ -150,7 +151,7 @@ class AuditProjection(Projection):
 
     @singledispatchmethod
     def apply(self, event: DomainEvent, cursor: Cursor, position: int) -> None:
-        known = self._subject(cursor, str(event.originator_id))
+        known = self._subject(cursor, id_text(event.originator_id))
         if event.originator_version == 1 and known is None:
             self._create_other(event, cursor, position)
         else:
@@ -158,7 +159,7 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Organization.Created, cursor: Cursor, position: int) -> None:
-        self._create(event, cursor, position, str(event.originator_id), event.slug)
+        self._create(event, cursor, position, id_text(event.originator_id), event.slug)
 
     @apply.register
     def _(self, event: Team.Created, cursor: Cursor, position: int) -> None:
@@ -185,12 +186,12 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
-        self._linked[str(event.originator_id)] = []
+        self._linked[id_text(event.originator_id)] = []
         self._create(event, cursor, position, str(event.org_id), event.version_str)
 
     @apply.register
     def _(self, event: Release.Recreated, cursor: Cursor, position: int) -> None:
-        release_id = str(event.originator_id)
+        release_id = id_text(event.originator_id)
         # A new lifetime gets a new public id, as the release list shows it.
         # The subject's row may still be held back, so it is written first.
         self._new_subjects.flush(cursor)
@@ -204,14 +205,14 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Release.ProjectAdded, cursor: Cursor, position: int) -> None:
-        release_id = str(event.originator_id)
+        release_id = id_text(event.originator_id)
         subject = self._record_known(event, cursor, position)
         # The release's earlier events of this lifetime concern the project
         # too: those of this batch are held back, earlier ones are stored.
         held_back = self._lifetimes.get((release_id, subject.public_id), [])
         stored_before = held_back[0][0] if held_back else position
         linked = self._linked.get(release_id)
-        for project_id in map(str, event.project_ids):
+        for project_id in map(id_text, event.project_ids):
             # The links of a release whose lifetime began in this batch are
             # held back, because its later events read them from `_linked`.
             if linked is None:
@@ -235,7 +236,7 @@ class AuditProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Deleted, cursor: Cursor, position: int) -> None:
-        release_id = str(event.originator_id)
+        release_id = id_text(event.originator_id)
         self._record_known(event, cursor, position)
         self._new_links.flush(cursor)
         cursor.execute(f"DELETE FROM {RELEASE_PROJECTS} WHERE release_id = %s", (release_id,))
@@ -243,7 +244,7 @@ class AuditProjection(Projection):
 
     def _record_known(self, event: DomainEvent, cursor: Cursor, position: int) -> Subject:
         """Record an event of an aggregate created earlier and return its subject."""
-        subject = self._subject(cursor, str(event.originator_id))
+        subject = self._subject(cursor, id_text(event.originator_id))
         if subject is None:
             raise LookupError(f"Event {event_type(event)} at position {position} is of"
                               f" aggregate {event.originator_id}, which was never created.")
@@ -269,7 +270,8 @@ class AuditProjection(Projection):
     def _create(
         self, event: DomainEvent, cursor: Cursor, position: int, org_id: str | None, name: str
     ) -> None:
-        subject = Subject(str(event.originator_id), aggregate_kind(event), org_id, position, name)
+        subject = Subject(id_text(event.originator_id), aggregate_kind(event), org_id, position,
+                          name)
         self._new_subjects.add(subject.id, subject.kind, subject.org_id, subject.public_id,
                                subject.name)
         self._subjects[subject.id] = subject

@@ -34,6 +34,16 @@ _CACHED_FIELDS = 4096
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@lru_cache(maxsize=65_536)
+def id_text(value: UUID | str) -> str:
+    """Return the text of an aggregate id.
+
+    UUID.__str__ is written in Python, and a replay turns each event's
+    ids into text several times, so the text of recent ids is kept.
+    """
+    return str(value)
+
+
 @lru_cache(maxsize=_CACHED_FIELDS)
 def is_secret(field: str) -> bool:
     """Tell whether a field contains a secret or a value that works like one.
@@ -100,7 +110,7 @@ def referenced_ids(fields: Mapping[str, Any]) -> set[str]:
     for name, value in fields.items():
         if is_reference(name):
             values = value if isinstance(value, (list, tuple)) else [value]
-            ids.update(str(item) for item in values if isinstance(item, (UUID, str)))
+            ids.update(id_text(item) for item in values if isinstance(item, (UUID, str)))
     return ids
 
 
@@ -109,7 +119,7 @@ def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False
     if not reference and (value is None or type(value) in _PLAIN):
         return value
     if reference and isinstance(value, (UUID, str)):
-        text = str(value)
+        text = id_text(value)
         return public_ids.get(text, text)
     if isinstance(value, UUID):
         return str(value)

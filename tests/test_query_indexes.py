@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -249,3 +250,38 @@ def test_final_analyze_samples_fully(services, world, monkeypatch):
     assert calls[:-1]
     assert all(coarse for _, coarse in calls[:-1])
     assert calls[-1] == ("audit_v2", False)
+
+
+def test_postgres_builds_indexes_on_several_connections(services, world, monkeypatch):
+    if services.database.dialect != "postgresql":
+        pytest.skip("SQLite has one writer, so it builds indexes one after another.")
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    reset_to_zero(services, projection)
+    builders: set[str] = set()
+    real_transaction = services.database.transaction
+
+    def watched_transaction(**kwargs):
+        if threading.current_thread().name.startswith("index-builder"):
+            builders.add(threading.current_thread().name)
+        return real_transaction(**kwargs)
+
+    monkeypatch.setattr(services.database, "transaction", watched_transaction)
+
+    filler(services, projection, defer_from=1).catch_up()
+
+    assert len(builders) == projector_module.INDEX_BUILDERS
+    assert projection.query_indexes <= index_names(services, projection.tables)
+
+
+def test_failed_index_build_is_raised(services, world, monkeypatch):
+    if services.database.dialect != "postgresql":
+        pytest.skip("Only PostgreSQL builds indexes on connections of their own.")
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    reset_to_zero(services, projection)
+    broken = [*projection.query_index_statements, "CREATE INDEX broken ON no_such_table (x)"]
+    monkeypatch.setattr(type(projection), "query_index_statements", broken)
+
+    with pytest.raises(Exception, match="no_such_table"):
+        filler(services, projection, defer_from=1).catch_up()
