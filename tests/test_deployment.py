@@ -161,7 +161,7 @@ def test_create_retried_after_worker_kill_gets_208(backend, settings, services,
         head = services.projector.head()
         with other.transaction(write=True) as cursor:
             # The create commits its events, then its response waits for this lock.
-            other.lock(cursor, "directory_v2")
+            other.lock(cursor, "releases_v1")
             outcome: list[int | None] = []
             request = threading.Thread(
                 target=lambda: outcome.append(post_release(server.url, token, "8.0"))
