@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 import psycopg
+from psycopg.abc import AdaptContext
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
@@ -29,15 +30,19 @@ class EncodedArray:
     element_oid = 0
 
     def __init__(self, elements: Sequence[bytes]) -> None:
-        if not elements:
-            # No dimensions at all is how PostgreSQL encodes an empty array.
-            self.data = struct.pack(">iiI", 0, 0, self.element_oid)
-            return
-        parts = [_HEADER.pack(1, 0, self.element_oid, len(elements), 1)]
-        for element in elements:
-            parts.append(_LENGTH.pack(len(element)))
-            parts.append(element)
-        self.data = b"".join(parts)
+        self.data = encode_array(self.element_oid, elements)
+
+
+def encode_array(element_oid: int, elements: Sequence[bytes]) -> bytes:
+    """Return the binary format of a one-dimensional array of encoded elements."""
+    if not elements:
+        # No dimensions at all is how PostgreSQL encodes an empty array.
+        return struct.pack(">iiI", 0, 0, element_oid)
+    parts = [_HEADER.pack(1, 0, element_oid, len(elements), 1)]
+    for element in elements:
+        parts.append(_LENGTH.pack(len(element)))
+        parts.append(element)
+    return b"".join(parts)
 
 
 class UUIDArray(EncodedArray):
@@ -58,12 +63,17 @@ class BigintArray(EncodedArray):
         super().__init__([_INT8.pack(value) for value in values])
 
 
-class TextArray(EncodedArray):
-    __slots__ = ()
-    element_oid = 25
+class TextArray:
+    """A one-dimensional text array without nulls, encoded by its dumper.
+
+    PostgreSQL reads binary text in the connection's client encoding,
+    which only the dumper has.
+    """
+
+    __slots__ = ("values",)
 
     def __init__(self, values: Sequence[str]) -> None:
-        super().__init__([value.encode() for value in values])
+        self.values = values
 
 
 class ByteaArray(EncodedArray):
@@ -82,6 +92,18 @@ def _dumper(array_oid: int) -> type[Dumper]:
     return EncodedArrayDumper
 
 
-for _array_class, _array_oid in ((UUIDArray, 2951), (BigintArray, 1016), (TextArray, 1009),
-                                 (ByteaArray, 1001)):
+class TextArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = 1009
+
+    def __init__(self, cls: type, context: AdaptContext | None = None) -> None:
+        super().__init__(cls, context)
+        self._encoding = self.connection.info.encoding if self.connection else "utf-8"
+
+    def dump(self, obj: TextArray) -> bytes:
+        return encode_array(25, [value.encode(self._encoding) for value in obj.values])
+
+
+for _array_class, _array_oid in ((UUIDArray, 2951), (BigintArray, 1016), (ByteaArray, 1001)):
     psycopg.adapters.register_dumper(_array_class, _dumper(_array_oid))
+psycopg.adapters.register_dumper(TextArray, TextArrayDumper)

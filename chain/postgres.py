@@ -52,6 +52,7 @@ DECLARE
     previous_digest bytea;
     new_position bigint;
     id_text text;
+    id_bytes bytea;
     version_text text;
     topic_bytes bytea;
     canonical bytea;
@@ -75,13 +76,14 @@ BEGIN
         INSERT INTO {events} (originator_id, originator_version, topic, state)
         VALUES (originator_ids[i], originator_versions[i], topics[i], states[i])
         RETURNING notification_id INTO new_position;
-        -- Positions, ids and versions are ASCII, so their text is their UTF-8.
+        -- Positions and versions are digits, one byte each in every encoding.
         id_text := originator_ids[i]::text;
+        id_bytes := convert_to(id_text, 'UTF8');
         version_text := originator_versions[i]::text;
         topic_bytes := convert_to(topics[i], 'UTF8');
         canonical := int8send(octet_length(new_position::text)::bigint)
             || convert_to(new_position::text, 'UTF8')
-            || int8send(octet_length(id_text)::bigint) || convert_to(id_text, 'UTF8')
+            || int8send(length(id_bytes)::bigint) || id_bytes
             || int8send(octet_length(version_text)::bigint) || convert_to(version_text, 'UTF8')
             || int8send(length(topic_bytes)::bigint) || topic_bytes
             || int8send(length(states[i])::bigint) || states[i];
@@ -157,7 +159,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
         if not stored_events:
             return []
         if self.datastore.originator_id_type == "uuid":
-            originator_ids: EncodedArray = UUIDArray([e.originator_id for e in stored_events])
+            originator_ids: EncodedArray | TextArray = UUIDArray(
+                [e.originator_id for e in stored_events])
         else:
             originator_ids = TextArray([str(e.originator_id) for e in stored_events])
         identities = (

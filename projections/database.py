@@ -102,6 +102,11 @@ class Database(ABC):
         """Tune this thread's connection for a long run of large write batches."""
         return nullcontext()
 
+    def build_indexes(self, cursor: Cursor, statements: Sequence[str]) -> None:
+        """Run CREATE INDEX statements for the transaction of `cursor`, by default on it."""
+        for statement in statements:
+            cursor.execute(statement)
+
     def sample_coarsely(self, cursor: Cursor) -> None:
         """Make the transaction's ANALYZE statements read a small sample of each table.
 

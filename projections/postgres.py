@@ -7,6 +7,7 @@ import time
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence, Sized
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
 from functools import cache, lru_cache
 from typing import Any
@@ -38,6 +39,12 @@ COARSE_STATISTICS_TARGET = 10
 # The BEGIN of a read transaction: all its queries see one committed snapshot.
 READ_SNAPSHOT_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
+# The server ends a transaction left idle this long, such as one whose
+# process hangs while holding a read model's lock.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+# `build_indexes` builds on this many connections at once, one per core of
+# the machines the service was measured on.
+INDEX_BUILDERS = 2
 # From this many rows on, `copy_rows` leaves pipeline mode for a COPY stream.
 COPY_FROM_ROWS = 64
 
@@ -270,7 +277,8 @@ class PostgresDatabase(Database):
             weakref.WeakKeyDictionary()
         )
         options = (
-            f"-c search_path={schema} -c idle_in_transaction_session_timeout=30000"
+            f"-c search_path={schema}"
+            f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
             f" -c statement_timeout={int(statement_timeout * 1000)}"
             f" -c random_page_cost={RANDOM_PAGE_COST}"
         )
@@ -331,6 +339,28 @@ class PostgresDatabase(Database):
                     cursor.leave_pipeline()
         except psycopg.errors.LockNotAvailable as error:
             raise LockTimeoutError(f"Lock wait exceeded {lock_timeout} s.") from error
+
+    def build_indexes(self, cursor: Cursor, statements: Sequence[str]) -> None:
+        """Build indexes on INDEX_BUILDERS connections of their own at once.
+
+        An index build sorts on one core, and builds of several indexes of
+        one table may run at the same time. The connections are opened
+        outside the pool, so a small pool cannot make the builds wait. The
+        transaction of `cursor`, which holds the read model's lock, sits
+        idle meanwhile, so its idle timeout is lifted until it ends.
+        """
+        if len(statements) < 2:
+            super().build_indexes(cursor, statements)
+            return
+        cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+
+        def build(statement: str) -> None:
+            with psycopg.connect(self.pool.conninfo, **self.pool.kwargs) as connection:
+                connection.execute(statement)
+
+        with ThreadPoolExecutor(INDEX_BUILDERS, thread_name_prefix="index-builder") as pool:
+            for done in [pool.submit(build, statement) for statement in statements]:
+                done.result()
 
     def sample_coarsely(self, cursor: Cursor) -> None:
         cursor.execute(f"SET LOCAL default_statistics_target = {COARSE_STATISTICS_TARGET}")

@@ -8,7 +8,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache, lru_cache, singledispatchmethod
@@ -57,9 +56,6 @@ ANALYZE_DURING_FROM_EVENTS = 1000
 # builds its query-only indexes once, after the fill: building an index in
 # one sort costs a fraction of keeping it up to date row by row.
 DEFER_INDEXES_FROM_EVENTS = 10_000
-# Deferred indexes are built on this many PostgreSQL connections at once,
-# one per core of the machines the service was measured on.
-INDEX_BUILDERS = 2
 
 
 class CatchUpTimeoutError(TimeoutError):
@@ -314,32 +310,13 @@ class Projector:
             try:
                 with self.database.transaction(write=True) as cursor:
                     self.database.lock(cursor, projection.name)
-                    self._run_index_statements(cursor, projection.query_index_statements)
+                    self.database.build_indexes(cursor, projection.query_index_statements)
             except Exception as error:
                 logger.error("could not build query indexes", extra={
                     "read_model": projection.name, "error": describe_error(error),
                 })
                 if not quiet:
                     raise
-
-    def _run_index_statements(self, cursor: Cursor, statements: Sequence[str]) -> None:
-        """Build indexes: on PostgreSQL on INDEX_BUILDERS connections at once, else on `cursor`.
-
-        An index build sorts on one core, and several builds on one table
-        may run at once. The caller's transaction holds the model's lock.
-        """
-        if self.database.dialect != "postgresql" or len(statements) < 2:
-            for statement in statements:
-                cursor.execute(statement)
-            return
-
-        def build(statement: str) -> None:
-            with self.database.transaction(write=True) as builder:
-                builder.execute(statement)
-
-        with ThreadPoolExecutor(INDEX_BUILDERS, thread_name_prefix="index-builder") as pool:
-            for done in [pool.submit(build, statement) for statement in statements]:
-                done.result()
 
     def _apply_one_by_one(
         self, projections: Sequence[Projection], target: int, lock_timeout: float | None

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
+import psycopg
 import pytest
 
+import projections.postgres
+from api.services import Services
 from projections import projector as projector_module
+from projections.postgres import INDEX_BUILDERS
 from projections.projection import Projection, index_name
 from projections.projector import POSITIONS_TABLE, Projector
 from projections.rebuild import COPY_PREFIX
 from projections.registry import all_projections
+from tests.builders import CAUSE, build_world
 from tests.read_models import all_contents, projection_named, rebuild, record_history
 
 FILLED = ["audit_v2", "releases_v1", "delivery_v1", "timeline_v2"]
@@ -259,18 +265,18 @@ def test_postgres_builds_indexes_on_several_connections(services, world, monkeyp
     projection = projection_named(services, "audit_v2")
     reset_to_zero(services, projection)
     builders: set[str] = set()
-    real_transaction = services.database.transaction
+    real_connect = psycopg.connect
 
-    def watched_transaction(**kwargs):
-        if threading.current_thread().name.startswith("index-builder"):
-            builders.add(threading.current_thread().name)
-        return real_transaction(**kwargs)
+    def watched_connect(*args, **kwargs):
+        builders.add(threading.current_thread().name)
+        return real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(services.database, "transaction", watched_transaction)
+    monkeypatch.setattr(psycopg, "connect", watched_connect)
 
     filler(services, projection, defer_from=1).catch_up()
 
-    assert len(builders) == projector_module.INDEX_BUILDERS
+    assert len(builders) == INDEX_BUILDERS
+    assert all(name.startswith("index-builder") for name in builders)
     assert projection.query_indexes <= index_names(services, projection.tables)
 
 
@@ -285,3 +291,62 @@ def test_failed_index_build_is_raised(services, world, monkeypatch):
 
     with pytest.raises(Exception, match="no_such_table"):
         filler(services, projection, defer_from=1).catch_up()
+
+
+class SlowIndexes(Projection):
+    """A read model with two query-only indexes, one of which takes 2 s to build."""
+
+    name = "slow_indexes_v1"
+    create_statements = (
+        "CREATE TABLE IF NOT EXISTS slow_indexes_v1_rows (n INTEGER)",
+        "CREATE INDEX IF NOT EXISTS slow_indexes_v1_plain ON slow_indexes_v1_rows (n)",
+        "CREATE INDEX IF NOT EXISTS slow_indexes_v1_sleepy"
+        " ON slow_indexes_v1_rows (slow_indexes_v1_sleep(n))",
+    )
+    query_indexes = frozenset(("slow_indexes_v1_plain", "slow_indexes_v1_sleepy"))
+
+
+def test_index_builds_outlast_idle_timeout(settings, monkeypatch):
+    # The transaction holding the model's lock sits idle during the builds.
+    if settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL builds indexes on connections of their own.")
+    monkeypatch.setattr(projections.postgres, "IDLE_IN_TRANSACTION_TIMEOUT_MS", 500)
+    services = Services(settings, create_tables=True)
+    try:
+        with services.database.transaction(write=True) as cursor:
+            cursor.execute(
+                "CREATE FUNCTION slow_indexes_v1_sleep(n integer) RETURNS integer IMMUTABLE"
+                " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2); RETURN n; END $$")
+        projection = SlowIndexes()
+        projector = Projector(services.ledger, services.database, [projection],
+                              defer_indexes_from=1)
+        projector.create_tables()
+        with services.database.transaction(write=True) as cursor:
+            # The row goes in without the slow index, whose upkeep would sleep too.
+            cursor.execute("DROP INDEX slow_indexes_v1_sleepy")
+            cursor.execute("INSERT INTO slow_indexes_v1_rows (n) VALUES (1)")
+        services.ledger.create_team(build_world(services).org, "slow", None, CAUSE)
+
+        projector.catch_up()
+
+        assert projection.query_indexes <= index_names(services, projection.tables)
+    finally:
+        services.close()
+
+
+def test_fill_with_pool_of_one_connection(settings):
+    if settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL builds indexes on connections of their own.")
+    services = Services(dataclasses.replace(settings, pool_max=1, db_connect_timeout=1.0),
+                        create_tables=True)
+    try:
+        build_world(services)
+        record_history(services)
+        projection = projection_named(services, "audit_v2")
+        reset_to_zero(services, projection)
+
+        filler(services, projection, defer_from=1).catch_up()
+
+        assert projection.query_indexes <= index_names(services, projection.tables)
+    finally:
+        services.close()
