@@ -34,12 +34,14 @@ _CACHED_FIELDS = 4096
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def id_text(value: UUID | str) -> str:
     """Return the text of an aggregate id.
 
     UUID.__str__ is written in Python, and a replay turns each event's
-    ids into text several times, so the text of recent ids is kept.
+    ids into text several times, so the text of recent ids is kept. An
+    entry takes about 350 bytes: 65,536 of them raised the peak memory of
+    a replay of 1,000,000 events from 50 to 73 MiB.
     """
     return str(value)
 
