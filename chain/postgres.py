@@ -127,7 +127,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             channel=Identifier(self.channel_name),
             unlinked=SQL(UNLINKED_EVENTS_SQLSTATE),
         ))
-        # Rendered once: psycopg renders a composed statement on every execute.
+        # Rendered to text once, because psycopg renders a composed statement on every execute.
         self.append_statement = SQL(
             "SELECT position FROM {0}(%b::{1}[], %b::bigint[], %b, %b, %b) AS position"
         ).format(self.append_function, SQL(self.datastore.originator_id_type)).as_string(None)

@@ -522,9 +522,9 @@ class ReleaseLedger(IssueCommands, ReleaseFileCommands, Application):
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Record the pending events of aggregates in one transaction, as `Application.save` does.
 
-        For aggregates alone it skips the library's check of each argument
-        against runtime protocols: on Python 3.11 each check lists the
-        protocol's attributes again, about 8 % of a release command's CPU time.
+        Aggregates alone skip the library's check of each argument against
+        runtime protocols. On Python 3.11 each check lists the protocol's
+        attributes again, about 8 % of a release command's CPU time.
         """
         if kwargs or not all(isinstance(obj, Aggregate) for obj in objs):
             return super().save(*objs, **kwargs)

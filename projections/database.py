@@ -103,7 +103,10 @@ class Database(ABC):
         return nullcontext()
 
     def build_indexes(self, cursor: Cursor, statements: Sequence[str]) -> None:
-        """Run CREATE INDEX statements for the transaction of `cursor`, by default on it."""
+        """Run CREATE INDEX statements while the transaction of `cursor` holds the model's lock.
+
+        By default they run on `cursor` itself.
+        """
         for statement in statements:
             cursor.execute(statement)
 

@@ -491,7 +491,7 @@ def end_batch(projection: Projection, cursor: Cursor, after: int, end: int) -> N
 def apply_event(
     projection: Projection, cursor: Cursor, event: DomainEvent, position: int, topic: str
 ) -> None:
-    """Apply the decoded event at `position`; a failure names the read model and position."""
+    """Apply the decoded event at `position`. A failure names the read model and the position."""
     try:
         handler(type(projection), type(event))(projection, event, cursor, position)
     except Exception as error:

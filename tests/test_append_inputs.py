@@ -24,12 +24,12 @@ from tests.conftest import check_postgres_reachable, postgres_url
 EARLIER_FUNCTION = Path(__file__).with_name("earlier_append_function.sql")
 
 
-def server():
+def server_settings():
     return Settings(database_url=postgres_url()).postgres
 
 
 def admin(dbname: str | None = None) -> psycopg.Connection:
-    postgres = server()
+    postgres = server_settings()
     return psycopg.connect(host=postgres.host, port=postgres.port, user=postgres.user,
                            password=postgres.password, dbname=dbname or postgres.dbname,
                            autocommit=True)
@@ -37,7 +37,7 @@ def admin(dbname: str | None = None) -> psycopg.Connection:
 
 def make_recorder(dbname: str | None, schema: str, id_type: str
                   ) -> ChainedPostgresApplicationRecorder:
-    postgres = server()
+    postgres = server_settings()
     datastore = PostgresDatastore(dbname or postgres.dbname, postgres.host, str(postgres.port),
                                   postgres.user, postgres.password, schema=schema,
                                   originator_id_type=id_type, pool_size=2)
@@ -185,7 +185,7 @@ def test_latin1_database_stores_non_ascii_topic(latin1_database):
         recorder.datastore.close()
 
 
-def test_latin1_database_links_non_ascii_text_ids(latin1_database):
+def test_latin1_non_ascii_ids_verify(latin1_database):
     # The hash takes the id's UTF-8 bytes, 5 for "relé", which is 4 bytes in LATIN1.
     with admin(latin1_database) as connection:
         connection.execute("CREATE SCHEMA latin1_ledger")

@@ -308,7 +308,7 @@ def states_after(world: World, position: int) -> list[bytes]:
 
 @pytest.mark.parametrize("large", [False, True])
 @pytest.mark.parametrize("count", [1, 2, FEW_EVENTS, FEW_EVENTS + 1])
-def test_postgres_appends_store_every_state_in_order(world, count, large):
+def test_appends_store_states_in_order(world, count, large):
     # A large append of up to FEW_EVENTS events sends one parameter per
     # state, and every other append sends one array of states.
     if world.services.settings.backend != "postgresql":

@@ -132,7 +132,7 @@ def test_error_in_copy_keeps_nothing(postgres_services):
 
 
 class CountedRows:
-    """Rows that know their count and are made one at a time, counting the rows made."""
+    """Rows with a known count, made one at a time and counted as they are made."""
 
     def __init__(self, values: list[int]) -> None:
         self.values = values
@@ -147,7 +147,7 @@ class CountedRows:
             yield (value,)
 
 
-def test_sized_rows_are_made_while_copy_sends_them(postgres_services):
+def test_sized_rows_stream_into_copy(postgres_services):
     services = postgres_services
     rows = CountedRows(list(range(10, 10 + COPY_FROM_ROWS * 3)))
     made_when_copy_began = []

@@ -75,7 +75,7 @@ def test_failed_batch_changes_nothing(services, world):
 
 
 class StateWatcher(Projection):
-    """Records, for each event applied, whether its stored notification is still in memory."""
+    """A read model that records, for each event applied, whether its notification is in memory."""
 
     name = "state_watcher_v1"
     create_statements = ()

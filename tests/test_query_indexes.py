@@ -258,12 +258,18 @@ def test_final_analyze_samples_fully(services, world, monkeypatch):
     assert calls[-1] == ("audit_v2", False)
 
 
-def test_postgres_builds_indexes_on_several_connections(services, world, monkeypatch):
-    if services.database.dialect != "postgresql":
-        pytest.skip("SQLite has one writer, so it builds indexes one after another.")
+def emptied_audit_model(services) -> Projection:
+    """Record a history, then empty the audit model so that a fill starts from zero."""
     record_history(services)
     projection = projection_named(services, "audit_v2")
     reset_to_zero(services, projection)
+    return projection
+
+
+def test_postgres_builds_indexes_on_several_connections(services, world, monkeypatch):
+    if services.database.dialect != "postgresql":
+        pytest.skip("SQLite has one writer, so it builds indexes one after another.")
+    projection = emptied_audit_model(services)
     builders: set[str] = set()
     real_connect = psycopg.connect
 
@@ -283,9 +289,7 @@ def test_postgres_builds_indexes_on_several_connections(services, world, monkeyp
 def test_failed_index_build_is_raised(services, world, monkeypatch):
     if services.database.dialect != "postgresql":
         pytest.skip("Only PostgreSQL builds indexes on connections of their own.")
-    record_history(services)
-    projection = projection_named(services, "audit_v2")
-    reset_to_zero(services, projection)
+    projection = emptied_audit_model(services)
     broken = [*projection.query_index_statements, "CREATE INDEX broken ON no_such_table (x)"]
     monkeypatch.setattr(type(projection), "query_index_statements", broken)
 
@@ -341,9 +345,7 @@ def test_fill_with_pool_of_one_connection(settings):
                         create_tables=True)
     try:
         build_world(services)
-        record_history(services)
-        projection = projection_named(services, "audit_v2")
-        reset_to_zero(services, projection)
+        projection = emptied_audit_model(services)
 
         filler(services, projection, defer_from=1).catch_up()
 
