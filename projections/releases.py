@@ -320,15 +320,15 @@ class ReleaseQueries:
         """
         if not release_ids:
             return {}, {}
-        marks = ", ".join(["%s"] * len(release_ids))
+        test, values = self.cursor.any_of(release_ids)
         rows = self.cursor.execute(
             f"SELECT 0 AS counted, release_id, project_id, 0 AS issues FROM {RELEASE_PROJECTS}"
-            f" WHERE release_id IN ({marks})"
+            f" WHERE release_id {test}"
             " UNION ALL"
             f" SELECT 1, first_release_id, project_id, COUNT(*) FROM {ISSUES}"
-            f" WHERE first_release_id IN ({marks}) AND live = %s"
+            f" WHERE first_release_id {test} AND live = %s"
             " GROUP BY first_release_id, project_id",
-            (*release_ids, *release_ids, True),
+            (*values, *values, True),
         ).fetchall()
         return split_links_and_counts(release_ids, rows)
 
