@@ -29,3 +29,15 @@ def test_any_of_text_fixed_on_postgresql(services):
         tests = {cursor.any_of(["a"] * count)[0] for count in (1, 100, 1000)}
 
     assert tests == {"= ANY(%s)"}
+
+
+@pytest.mark.parametrize("values, others", [(["é", "日本", "plain"], ["e", "日"]), ([3, 7], [5])])
+def test_any_of_matches_text_and_numbers(services, values, others):
+    rows = " UNION ALL ".join(["SELECT %s AS value"] * (len(values) + len(others)))
+    with services.database.transaction() as cursor:
+        test, params = cursor.any_of(values)
+        found = cursor.execute(
+            f"SELECT value FROM ({rows}) AS t WHERE value {test}", (*values, *others, *params)
+        ).fetchall()
+
+    assert sorted(row["value"] for row in found) == sorted(values)
