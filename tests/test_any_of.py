@@ -31,7 +31,9 @@ def test_any_of_text_fixed_on_postgresql(services):
     assert tests == {"= ANY(%s)"}
 
 
-@pytest.mark.parametrize("values, others", [(["é", "日本", "plain"], ["e", "日"]), ([3, 7], [5])])
+@pytest.mark.parametrize("values, others", [
+    (["é", "日本", "plain"], ["e", "日"]), ([3, 7], [5]), ([], ["a"]),
+])
 def test_any_of_matches_text_and_numbers(services, values, others):
     rows = " UNION ALL ".join(["SELECT %s AS value"] * (len(values) + len(others)))
     with services.database.transaction() as cursor:
