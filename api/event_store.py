@@ -23,7 +23,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import EnvType
 
 from api.config import DEFAULT_APPLICATION_NAME, libpq_connect_timeout
-from chain.postgres import ChainedPostgresApplicationRecorder
+from chain.postgres import LARGE_MESSAGE_BYTES, ChainedPostgresApplicationRecorder
 from projections.postgres import RECONNECT_TIMEOUT_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,26 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         return _attempt(_unwrapped("insert_events"), self, stored_events, **kwargs)
 
     def select_events(self, *args: Any, **kwargs: Any) -> Any:
-        return _attempt(_unwrapped("select_events"), self, *args, **kwargs)
+        events = _attempt(_unwrapped("select_events"), self, *args, **kwargs)
+        self._renew_after_large_read(events)
+        return events
 
     def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
-        return _attempt(_unwrapped("select_notifications"), self, *args, **kwargs)
+        notifications = _attempt(_unwrapped("select_notifications"), self, *args, **kwargs)
+        self._renew_after_large_read(notifications)
+        return notifications
+
+    def _renew_after_large_read(self, records: Sequence[Any]) -> None:
+        """Replace the pool's connections after reading a state of LARGE_MESSAGE_BYTES or more.
+
+        libpq keeps a connection's input buffer at the size of the largest
+        message it received, until the connection closes. One that read a
+        30 MiB value kept 60 MiB resident. Which connection read the state
+        is not known here, so the pool replaces all of them, each once it
+        is back.
+        """
+        if any(len(record.state) >= LARGE_MESSAGE_BYTES for record in records):
+            self.datastore.pool.drain()
 
     def max_notification_id(self) -> int | None:
         return _attempt(_unwrapped("max_notification_id"), self)

@@ -350,6 +350,47 @@ def test_postgres_large_append_closes_its_connection(world, monkeypatch):
     assert verify(world).intact
 
 
+
+def test_postgres_large_read_renews_pool(world, monkeypatch):
+    # libpq keeps a connection's input buffer at its largest message's size.
+    if world.services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL keeps a pool of event store connections.")
+    recorder = world.services.ledger.recorder
+    renewals = []
+    monkeypatch.setattr(recorder.datastore.pool, "drain", lambda: renewals.append(True))
+    before = head(world)
+    small, large = stored_events(2), stored_events(1, LARGE_MESSAGE_BYTES)
+    recorder.insert_events(small)
+
+    states_after(world, before)
+    recorder.select_events(small[0].originator_id)
+    small_reads = len(renewals)
+    recorder.insert_events(large)
+    states_after(world, before)
+    after_notifications = len(renewals)
+    recorder.select_events(large[0].originator_id)
+
+    assert small_reads == 0
+    assert after_notifications == 1
+    assert len(renewals) == 2
+
+
+def test_postgres_reads_continue_after_renewal(world):
+    if world.services.settings.backend != "postgresql":
+        pytest.skip("Only PostgreSQL keeps a pool of event store connections.")
+    recorder = world.services.ledger.recorder
+    before = head(world)
+    large = stored_events(1, LARGE_MESSAGE_BYTES)
+    recorder.insert_events(large)
+
+    first = states_after(world, before)
+    second = states_after(world, before)
+    create_release(world, "1.0")
+
+    assert first == second == [large[0].state]
+    assert verify(world).intact
+
+
 def test_migrate_links_events_recorded_before_the_chain(settings, world, tamperer, monkeypatch,
                                                         capsys):
     create_release(world, "1.0")
