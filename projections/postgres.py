@@ -362,8 +362,8 @@ class PostgresDatabase(Database):
             with psycopg.connect(self.pool.conninfo, **self.pool.kwargs) as connection:
                 connection.execute(statement)
 
-        with ThreadPoolExecutor(INDEX_BUILDERS, thread_name_prefix="index-builder") as pool:
-            for done in [pool.submit(build, statement) for statement in statements]:
+        with ThreadPoolExecutor(INDEX_BUILDERS, thread_name_prefix="index-builder") as builders:
+            for done in [builders.submit(build, statement) for statement in statements]:
                 done.result()
 
     def sample_coarsely(self, cursor: Cursor) -> None:

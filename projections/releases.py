@@ -336,11 +336,10 @@ class ReleaseQueries:
         linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
         if not release_ids:
             return linked
-        marks = ", ".join(["%s"] * len(release_ids))
+        test, values = self.cursor.any_of(release_ids)
         rows = self.cursor.execute(
-            f"SELECT release_id, project_id FROM {RELEASE_PROJECTS}"
-            f" WHERE release_id IN ({marks})",
-            tuple(release_ids),
+            f"SELECT release_id, project_id FROM {RELEASE_PROJECTS} WHERE release_id {test}",
+            values,
         ).fetchall()
         for row in rows:
             linked[row["release_id"]].append(row["project_id"])

@@ -370,16 +370,16 @@ class ReleasesAt:
         """
         if not release_ids:
             return {}, {}
-        marks = ", ".join(["%s"] * len(release_ids))
+        test, values = self.cursor.any_of(release_ids)
         at = (self.instant, self.instant)
         rows = self.cursor.execute(
             f"SELECT 0 AS counted, release_id, project_id, 0 AS issues FROM {RELEASE_PROJECTS}"
-            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s"
+            f" WHERE release_id {test} AND valid_from <= %s AND valid_to > %s"
             " UNION ALL"
             f" SELECT 1, release_id, project_id, COUNT(*) FROM {NEW_ISSUES}"
-            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s"
+            f" WHERE release_id {test} AND valid_from <= %s AND valid_to > %s"
             " GROUP BY release_id, project_id",
-            (*release_ids, *at, *release_ids, *at),
+            (*values, *at, *values, *at),
         ).fetchall()
         return split_links_and_counts(release_ids, rows)
 
@@ -387,11 +387,11 @@ class ReleasesAt:
         linked: dict[str, list[str]] = {release_id: [] for release_id in release_ids}
         if not release_ids:
             return linked
-        marks = ", ".join(["%s"] * len(release_ids))
+        test, values = self.cursor.any_of(release_ids)
         rows = self.cursor.execute(
             f"SELECT release_id, project_id FROM {RELEASE_PROJECTS}"
-            f" WHERE release_id IN ({marks}) AND valid_from <= %s AND valid_to > %s",
-            (*release_ids, self.instant, self.instant),
+            f" WHERE release_id {test} AND valid_from <= %s AND valid_to > %s",
+            (*values, self.instant, self.instant),
         ).fetchall()
         for row in rows:
             linked[row["release_id"]].append(row["project_id"])

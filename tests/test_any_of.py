@@ -35,11 +35,11 @@ def test_any_of_text_fixed_on_postgresql(services):
     (["é", "日本", "plain"], ["e", "日"]), ([3, 7], [5]), ([], ["a"]),
 ])
 def test_any_of_matches_text_and_numbers(services, values, others):
-    rows = " UNION ALL ".join(["SELECT %s AS value"] * (len(values) + len(others)))
+    selects = " UNION ALL ".join(["SELECT %s AS value"] * (len(values) + len(others)))
     with services.database.transaction() as cursor:
         test, params = cursor.any_of(values)
         found = cursor.execute(
-            f"SELECT value FROM ({rows}) AS t WHERE value {test}", (*values, *others, *params)
+            f"SELECT value FROM ({selects}) AS t WHERE value {test}", (*values, *others, *params)
         ).fetchall()
 
     assert sorted(row["value"] for row in found) == sorted(values)

@@ -324,10 +324,16 @@ def test_appends_store_states_in_order(world, count, large):
     assert verify(world).intact
 
 
-def test_postgres_large_append_closes_its_connection(world, monkeypatch):
+@pytest.fixture
+def pooled_recorder(world):
+    """Return the event store's recorder, skipping on SQLite, which keeps no pool."""
     if world.services.settings.backend != "postgresql":
         pytest.skip("Only PostgreSQL keeps a pool of event store connections.")
-    recorder = world.services.ledger.recorder
+    return world.services.ledger.recorder
+
+
+def test_postgres_large_append_closes_its_connection(world, pooled_recorder, monkeypatch):
+    recorder = pooled_recorder
     closed_after_use = []
     real_connection = recorder.datastore.get_connection
 
@@ -350,12 +356,9 @@ def test_postgres_large_append_closes_its_connection(world, monkeypatch):
     assert verify(world).intact
 
 
-
-def test_postgres_large_read_renews_pool(world, monkeypatch):
+def test_postgres_large_read_renews_pool(world, pooled_recorder, monkeypatch):
     # libpq keeps a connection's input buffer at its largest message's size.
-    if world.services.settings.backend != "postgresql":
-        pytest.skip("Only PostgreSQL keeps a pool of event store connections.")
-    recorder = world.services.ledger.recorder
+    recorder = pooled_recorder
     renewals = []
     monkeypatch.setattr(recorder.datastore.pool, "drain", lambda: renewals.append(True))
     before = head(world)
@@ -375,10 +378,8 @@ def test_postgres_large_read_renews_pool(world, monkeypatch):
     assert len(renewals) == 2
 
 
-def test_postgres_reads_continue_after_renewal(world):
-    if world.services.settings.backend != "postgresql":
-        pytest.skip("Only PostgreSQL keeps a pool of event store connections.")
-    recorder = world.services.ledger.recorder
+def test_postgres_reads_continue_after_renewal(world, pooled_recorder):
+    recorder = pooled_recorder
     before = head(world)
     large = stored_events(1, LARGE_MESSAGE_BYTES)
     recorder.insert_events(large)
