@@ -24,7 +24,7 @@ from projections.delivery import DeliveryProjection, DeliveryQueries
 from projections.directory import CachedDirectory, DirectoryProjection, DirectoryQueries
 from projections.files import FileQueries, FilesProjection
 from projections.issues import IssueQueries, IssuesProjection
-from projections.postgres import PostgresDatabase
+from projections.postgres import PostgresDatabase, advisory_lock_key
 from projections.projection import Projection, RecentCache
 from projections.projector import Check, Projector
 from projections.registry import all_projections
@@ -52,6 +52,8 @@ RELEASE_MODELS: tuple[str, ...] = (*QUERY_MODELS["directory"], *QUERY_MODELS["re
 # Directory results kept per process for authentication, valid while the
 # directory's version stays the same. The cache starts over when full.
 DIRECTORY_CACHE_SIZE = 4096
+# The advisory lock that processes creating or upgrading tables take in turn.
+SCHEMA_LOCK_NAME = "schema-changes"
 
 
 class UndeclaredQueriesError(RuntimeError):
@@ -149,14 +151,21 @@ class Services:
         self._ledger: ReleaseLedger | None = None
         self._projector: Projector | None = None
         self._opening = threading.Lock()
-        if create_tables and settings.backend == "postgresql":
-            _create_schema(settings)
-        self.database = _open_database(settings)
         self.blobs: BlobStore = LocalBlobStore(Path(settings.blob_dir))
         self._projections = projections
         self.directory_cache: RecentCache[object] = RecentCache(DIRECTORY_CACHE_SIZE)
-        if create_tables:
-            self.projector.create_tables()
+        if not create_tables:
+            self.database = _open_database(settings)
+            return
+        with _schema_lock(settings):
+            if settings.backend == "postgresql":
+                _create_schema(settings)
+            self.database = _open_database(settings)
+            try:
+                self.projector.create_tables()
+            except BaseException:
+                self.close()
+                raise
 
     @property
     def ledger(self) -> ReleaseLedger:
@@ -257,6 +266,27 @@ def _open_database(settings: Settings) -> Database:
         timeout=settings.db_connect_timeout,
         statement_timeout=settings.db_statement_timeout,
     )
+
+
+@contextmanager
+def _schema_lock(settings: Settings) -> Iterator[None]:
+    """Let one process at a time create or upgrade the tables of a PostgreSQL schema.
+
+    Processes that start together, such as `release-ledger migrate` on
+    every host of a deploy, would otherwise run CREATE ... IF NOT EXISTS
+    at the same moment, and all but one can fail on the catalog's unique
+    keys. The lock is a session advisory lock on a connection of its own,
+    so the server releases it should the process die. SQLite serializes
+    schema changes with its own file lock.
+    """
+    if settings.backend != "postgresql":
+        yield
+        return
+    postgres = settings.postgres
+    key = advisory_lock_key(postgres.schema, SCHEMA_LOCK_NAME)
+    with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
 
 
 def _create_schema(settings: Settings) -> None:
