@@ -26,7 +26,7 @@ from chain.links import CHAIN_TABLE
 from domain.cause import Cause
 from domain.directory import ApiToken, Member, Organization, Project, Team, User
 from domain.release import Release
-from projections.database import Cursor, Row
+from projections.database import LARGE_RESULT_BYTES, Cursor, Row
 from projections.event_data import (
     aggregate_kind,
     event_data,
@@ -454,4 +454,6 @@ class AuditQueries:
             f" ORDER BY {key} {order} LIMIT %s",
             (*params, limit),
         ).fetchall()
+        if sum(len(row["data"]) for row in rows) >= LARGE_RESULT_BYTES:
+            self.cursor.renew_connection()
         return rows if before is None else rows[::-1]

@@ -31,6 +31,12 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# From this many bytes in one result or one written batch, a backend may
+# replace the connection afterwards. libpq keeps a connection's buffers at
+# the size of the largest message it sent or received until it closes.
+LARGE_RESULT_BYTES = 1024 * 1024
+
+
 class LockTimeoutError(TimeoutError):
     """Raised when a transaction's lock wait exceeds its `lock_timeout`."""
 
@@ -61,6 +67,14 @@ class Cursor(ABC):
         first statement. By default it is simply executed.
         """
         return self.execute(statement)
+
+    def renew_connection(self) -> None:
+        """Replace this transaction's connection once the transaction ends.
+
+        Callers ask for it after a result or a write of LARGE_RESULT_BYTES
+        or more. By default nothing happens.
+        """
+        return None
 
     def any_of(self, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
         """Return a test that a value is one of `values`, to follow it, and its parameters.

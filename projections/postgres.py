@@ -72,6 +72,8 @@ class PostgresCursor(Cursor):
         self._begin = begin
         # The names of the statements prepared on this cursor's connection.
         self._prepared = set() if prepared is None else prepared
+        # Whether the pool replaces the connection when the transaction ends.
+        self.renew = False
         if pipelined:
             self._enter_pipeline()
 
@@ -137,6 +139,15 @@ class PostgresCursor(Cursor):
         self._prepared.add(name)
         for _ in parts[1:]:
             self._cursor.nextset()
+
+    def renew_connection(self) -> None:
+        """Have the pool replace the connection when the transaction ends.
+
+        libpq keeps a connection's input and output buffers at the size of
+        the largest message until the connection closes. A connection
+        that received a 24 MiB page of events kept about 47 MiB resident.
+        """
+        self.renew = True
 
     @property
     def began(self) -> bool:
@@ -323,6 +334,7 @@ class PostgresDatabase(Database):
                     prepared = self._prepared.setdefault(connection, set())
                     with _snapshot(connection, prepared) as cursor:
                         yield cursor
+                    self._renew_if_requested(cursor)
                     return
                 _characterize(connection, read_only=not write)
                 with connection.transaction(), connection.cursor() as raw:
@@ -341,8 +353,19 @@ class PostgresDatabase(Database):
                         cursor.leave_pipeline(error)
                         raise
                     cursor.leave_pipeline()
+                self._renew_if_requested(cursor)
         except psycopg.errors.LockNotAvailable as error:
             raise LockTimeoutError(f"Lock wait exceeded {lock_timeout} s.") from error
+
+    def _renew_if_requested(self, cursor: PostgresCursor) -> None:
+        """Have the pool replace its connections after a transaction that requested it.
+
+        The transaction's connection is closed when it comes back, and
+        the others as they come back. Which connection is which is not
+        exposed by the pool, and a renewal is rare.
+        """
+        if cursor.renew:
+            self.pool.drain()
 
     def build_indexes(self, cursor: Cursor, statements: Sequence[str]) -> None:
         """Build indexes on INDEX_BUILDERS connections of their own at once.

@@ -18,7 +18,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.persistence import OperationalError as LedgerOperationalError
 from eventsourcing.utils import get_topic
 
-from projections.database import Cursor, Database, LockTimeoutError
+from projections.database import LARGE_RESULT_BYTES, Cursor, Database, LockTimeoutError
 from projections.projection import Projection
 
 logger = logging.getLogger(__name__)
@@ -417,6 +417,10 @@ class Projector:
             # A stored state can take as much memory as its decoded event,
             # tens of megabytes for a long commit list, so each one is
             # dropped before its event is applied.
+            # Writing a large event grows the connection's buffers until it closes.
+            if any(len(notification.state) >= LARGE_RESULT_BYTES
+                   for notification in notifications):
+                cursor.renew_connection()
             pending = deque(notifications)
             del notifications
             while pending:
