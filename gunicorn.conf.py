@@ -63,6 +63,14 @@ _logger = logging.getLogger("api.server")
 
 def when_ready(server):
     _logger.info("server started", extra={"bind": bind, "workers": workers, "pid": os.getpid()})
+    from pathlib import Path
+
+    from api.blobs import LocalBlobStore
+    from api.config import Settings
+
+    removed = LocalBlobStore(Path(Settings.from_environ().blob_dir)).remove_abandoned_uploads()
+    if removed:
+        _logger.info("abandoned uploads removed", extra={"count": removed})
 
 
 def post_worker_init(worker):

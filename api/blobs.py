@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 SHA1_PATTERN = re.compile(r"^[0-9a-f]{40}$")
+# An upload file unchanged for this long belongs to no running request. A
+# worker killed by gunicorn's timeout, or a server stopped mid-upload, left it.
+ABANDONED_UPLOAD_SECONDS = 3600
 
 
 class BlobStore(ABC):
@@ -58,6 +62,14 @@ class BlobStore(ABC):
     def lock(self, sha1: str) -> AbstractContextManager[None]:
         """Hold an exclusive lock on `sha1` across processes until the block ends."""
 
+    @abstractmethod
+    def remove_abandoned_uploads(self, older_than: float = ABANDONED_UPLOAD_SECONDS) -> int:
+        """Remove upload files unchanged for `older_than` seconds; return how many.
+
+        A request writes its upload continuously and moves or removes the
+        file when it ends, so only the files of killed workers get that old.
+        """
+
 
 class LocalBlobStore(BlobStore):
     """Blobs as files under one folder: `<root>/<first 2 hex digits>/<other 38>`.
@@ -65,8 +77,9 @@ class LocalBlobStore(BlobStore):
     Locks are `flock` locks on 256 lock files, chosen by the first two hex
     digits, so they hold between the processes of one host.
 
-    NOTE: a worker killed during an upload leaves its partial file in
-    `tmp/`, and nothing removes it; uploads that fail otherwise remove theirs.
+    A worker killed during an upload leaves its partial file in `tmp/`.
+    gunicorn's start and `release-ledger blobs collect` remove such files
+    once they are an hour old. Uploads that fail otherwise remove theirs.
     """
 
     def __init__(self, root: Path) -> None:
@@ -114,6 +127,19 @@ class LocalBlobStore(BlobStore):
                 yield
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def remove_abandoned_uploads(self, older_than: float = ABANDONED_UPLOAD_SECONDS) -> int:
+        cutoff = time.time() - older_than
+        removed = 0
+        for upload in self._scratch.iterdir():
+            try:
+                if upload.stat().st_mtime < cutoff:
+                    upload.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                # Its request finished, or another process removed it.
+                continue
+        return removed
 
     def _path(self, sha1: str) -> Path:
         _check_sha1(sha1)

@@ -207,9 +207,12 @@ def revoke_token(services: Services, args: argparse.Namespace, cause: Cause) -> 
 
 
 def collect_blobs(services: Services, args: argparse.Namespace, cause: Cause) -> None:
-    """Remove unreferenced blobs, such as those of a server stopped between two steps."""
+    """Remove unreferenced blobs and abandoned uploads, such as those of a stopped server."""
     removed = remove_unused_blobs(services, list(services.blobs.sha1s()), cause.request_id or "-")
     print(f"Removed {removed} unused blobs.")
+    abandoned = services.blobs.remove_abandoned_uploads()
+    if abandoned:
+        print(f"Removed {abandoned} uploads abandoned over an hour ago.")
 
 
 def bootstrap(services: Services, args: argparse.Namespace, cause: Cause) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from api.blobs import LocalBlobStore
+from api.blobs import ABANDONED_UPLOAD_SECONDS, LocalBlobStore
 from api.cli import main
 from api.files import remove_unused_blobs
+from tests.servers import gunicorn
 from tests.test_files import SCRIPT, R, create_release, upload
 
 # Exits 0 when it gets the lock file's lock at once, 1 when another process holds it.
@@ -130,3 +133,48 @@ def test_blobs_collect_removes_unreferenced_blobs(client, world, settings, monke
     assert code == 0
     assert capsys.readouterr().out == "Removed 1 unused blobs.\n"
     assert list(world.services.blobs.sha1s()) == [kept]
+
+
+def test_abandoned_uploads_removed_after_an_hour(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    old, fresh = store.scratch_dir / "upload-old", store.scratch_dir / "upload-fresh"
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"still arriving")
+    two_hours_ago = time.time() - 2 * ABANDONED_UPLOAD_SECONDS
+    os.utime(old, (two_hours_ago, two_hours_ago))
+
+    removed = store.remove_abandoned_uploads()
+
+    assert removed == 1
+    assert not old.exists()
+    assert fresh.exists()
+
+
+def test_blobs_collect_removes_abandoned_uploads(world, settings, monkeypatch, capsys):
+    partial = world.services.blobs.scratch_dir / "upload-killed"
+    partial.write_bytes(b"partial")
+    two_hours_ago = time.time() - 2 * ABANDONED_UPLOAD_SECONDS
+    os.utime(partial, (two_hours_ago, two_hours_ago))
+    monkeypatch.setenv("LEDGER_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("LEDGER_BLOB_DIR", settings.blob_dir)
+
+    code = main(["blobs", "collect"])
+
+    assert code == 0
+    assert capsys.readouterr().out == (
+        "Removed 0 unused blobs.\nRemoved 1 uploads abandoned over an hour ago.\n"
+    )
+    assert not partial.exists()
+
+
+def test_server_start_removes_abandoned_uploads(services, settings):
+    partial = services.blobs.scratch_dir / "upload-killed"
+    partial.write_bytes(b"partial")
+    two_hours_ago = time.time() - 2 * ABANDONED_UPLOAD_SECONDS
+    os.utime(partial, (two_hours_ago, two_hours_ago))
+
+    with gunicorn(settings, workers=1) as server:
+        log = server.log()
+
+    assert not partial.exists()
+    assert "abandoned uploads removed" in log
