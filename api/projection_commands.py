@@ -1,4 +1,4 @@
-"""The `release-ledger projections` commands: inspect and rebuild read models."""
+"""The `release-ledger projections` commands: inspect, rebuild and drop read models."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from projections.rebuild import (
     Rebuild,
     RebuildError,
 )
+from projections.retirement import drop_retired
 from projections.status import ReadModelStatus, read_model_statuses
 
 TABLE_HEADINGS = ("READ MODEL", "POSITION", "HEAD", "LAG EVENTS", "LAG SECONDS", "STATE")
@@ -24,7 +25,7 @@ TABLE_HEADINGS = ("READ MODEL", "POSITION", "HEAD", "LAG EVENTS", "LAG SECONDS",
 
 def add_projection_commands(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add the `projections` group; return its subcommands so more can join them."""
-    group = commands.add_parser("projections", help="inspect and rebuild read models")
+    group = commands.add_parser("projections", help="inspect, rebuild and drop read models")
     actions = group.add_subparsers(metavar="ACTION", required=True)
 
     list_parser = actions.add_parser(
@@ -57,6 +58,16 @@ def add_projection_commands(commands: argparse._SubParsersAction) -> argparse._S
         help="discard an interrupted copy and start again from position zero",
     )
     rebuild_parser.set_defaults(handler=rebuild_read_model)
+
+    drop_parser = actions.add_parser(
+        "drop", help="drop the tables and position of a read model no longer registered",
+        description="Drop the tables, rebuild copy and position of a read model that was"
+        " removed from the registry, such as an earlier version of a changed one. Run it"
+        " once no process runs a release that still registers the model. The ledger keeps"
+        " every event, so registering the model again refills it by replay.",
+    )
+    drop_parser.add_argument("name", help="the retired read model, e.g. releases_v1")
+    drop_parser.set_defaults(handler=drop_read_model)
     return actions
 
 
@@ -105,6 +116,12 @@ def rebuild_read_model(services: Services, args: argparse.Namespace, cause: Caus
             f"Rebuild of {args.name} interrupted; run the same command to resume it."
         ) from None
     print(f"Rebuilt {args.name} from position zero; it is live at position {position}.")
+
+
+def drop_read_model(services: Services, args: argparse.Namespace, cause: Cause) -> None:
+    tables = drop_retired(services.database, services.projector.projections, args.name)
+    listed = ", ".join(tables) if tables else "none"
+    print(f"Dropped read model {args.name}; tables dropped: {listed}.")
 
 
 def _registered(services: Services, name: str) -> Projection:
