@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
+from domain.dates import parse_stored_datetime
 from projections.database import Row
 from projections.directory import DirectoryQueries
 from projections.projection import to_text
@@ -100,7 +100,7 @@ def commit_body(commit: dict[str, Any]) -> dict[str, Any]:
 
 def _commit_date(timestamp: str | None) -> str | None:
     """Serve a commit's stored RFC 3339 timestamp in the format of every other datetime."""
-    return to_text(datetime.fromisoformat(timestamp)) if timestamp else None
+    return to_text(parse_stored_datetime(timestamp)) if timestamp else None
 
 
 def commit_row_body(row: Row) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Any
 
-from domain.dates import parse_datetime
+from domain.dates import format_datetime, parse_datetime
 from domain.errors import InvalidFieldError
 from domain.repository import check_repository_name
 
@@ -110,7 +110,7 @@ def _timestamp(index: int, value: Any) -> str | None:
         parsed = parse_datetime(f"commits[{index}].timestamp", value)
     except InvalidFieldError as error:
         raise InvalidFieldError("commits", f"{error.field}: {error.message}") from None
-    return None if parsed is None else parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if parsed is None else format_datetime(parsed)
 
 
 def _patch_set(index: int, value: Any) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Parsing of the datetimes that clients send."""
+"""Parsing of the datetimes that clients send, and the text that events store of them."""
 
 from __future__ import annotations
 
@@ -44,3 +44,25 @@ def _truncate_fraction(text: str) -> str:
     while end < len(text) and text[end].isdigit():
         end += 1
     return text[: min(end, dot + 7)] + text[end:]
+
+
+def format_datetime(value: datetime) -> str:
+    """Return an aware datetime as stored text: UTC, microseconds, `Z`, a four-digit year.
+
+    strftime's `%Y` writes years before 1000 without leading zeros on
+    glibc, which `datetime.fromisoformat` cannot read back.
+    """
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def parse_stored_datetime(text: str) -> datetime:
+    """Parse a datetime that an event stores as text.
+
+    Commit timestamps before year 1000, such as Go's zero time, were once
+    stored with the year unpadded (`1-01-01T00:00:00.000000Z`). Events
+    never change, so that form is still read.
+    """
+    year, dash, rest = text.partition("-")
+    if dash and len(year) < 4 and year.isdigit():
+        text = f"{year.zfill(4)}-{rest}"
+    return datetime.fromisoformat(text)

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
 
 from eventsourcing.domain import DomainEvent
 
+from domain.dates import parse_stored_datetime
 from domain.release import Release
 from projections.database import Cursor, Row
 from projections.projection import PendingRows, Projection, to_micros
@@ -324,7 +324,7 @@ def _commit_times(commits: Sequence[dict[str, Any]]) -> dict[tuple[str, str], in
     for commit in commits:
         key = (commit["repository"], commit["id"])
         timestamp = commit.get("timestamp")
-        micros = to_micros(datetime.fromisoformat(timestamp)) if timestamp else None
+        micros = to_micros(parse_stored_datetime(timestamp)) if timestamp else None
         known = times.get(key)
         if key not in times or (micros is not None and (known is None or micros < known)):
             times[key] = micros
