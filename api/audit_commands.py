@@ -79,7 +79,7 @@ def verify_ledger(services: Services, args: argparse.Namespace, cause: Cause) ->
 
 
 def show_history(services: Services, args: argparse.Namespace, cause: Cause) -> int:
-    with services.read() as queries:
+    with services.read("directory", "audit") as queries:
         organization = _organization(queries, args.org)
         release_id = Release.create_id(UUID(organization["id"]), args.version)
         if not queries.audit.has_history(release_id):
@@ -92,7 +92,7 @@ def show_history(services: Services, args: argparse.Namespace, cause: Cause) -> 
 
 
 def show_audit(services: Services, args: argparse.Namespace, cause: Cause) -> int:
-    with services.read() as queries:
+    with services.read("directory", "audit") as queries:
         organization = _organization(queries, args.org)
         where = audit_filter(
             queries, organization["id"], event_types=args.event, actor=args.actor,

@@ -43,7 +43,7 @@ class ReleaseCommits(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         after = _position(cursor.key) if cursor else -1
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "commits") as queries:
             access = self.access(queries, req, org)
             project = self.project(queries, access, project_slug) if project_slug else None
             release = self.visible_release(queries, access, version, project)
@@ -68,7 +68,7 @@ class ReleaseCommitFiles(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         after = (_position(cursor.key), _decode_path(cursor.tiebreak)) if cursor else None
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "commits") as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             rows = queries.commits.release_files(release["id"], after, limit + 1)
@@ -95,7 +95,7 @@ class PreviousReleaseWithCommits(Resource):
                {200: Response("The release, or {} for none",
                               {"anyOf": [bodies.RELEASE, bodies.NO_RELEASE]})})
     def on_get(self, req: falcon.Request, resp: falcon.Response, org: str, version: str) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             access = self.access(queries, req, org)
             release = self.visible_release(queries, access, version)
             linked = queries.releases.project_ids([release["id"]])[release["id"]]

@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 import psycopg.errors
 
+from api.services import ReadModelFailedError
 from domain.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -47,6 +48,7 @@ def register_error_handlers(app: falcon.App) -> None:
     for error_class in UNAVAILABLE_ERRORS:
         app.add_error_handler(error_class, handle_unavailable)
     app.add_error_handler(CatchUpTimeoutError, handle_catch_up_timeout)
+    app.add_error_handler(ReadModelFailedError, handle_read_model_failed)
     app.add_error_handler(psycopg.errors.UndefinedTable, handle_missing_table)
 
 
@@ -87,6 +89,17 @@ def handle_catch_up_timeout(
                "position": error.position, "target": error.target},
     )
     _unavailable(resp, f"{error} Retry shortly.")
+
+
+def handle_read_model_failed(
+    req: falcon.Request, resp: falcon.Response, error: ReadModelFailedError,
+    params: dict[str, Any],
+) -> None:
+    """Respond 503 naming the read model and event that failed, which the operator must fix."""
+    logger.error("read model failed during a request",
+                 extra={"request_id": _request_id(req), "error": str(error)})
+    _unavailable(resp, f"{error} An operator can see the failure with 'release-ledger"
+                       " projections list'.")
 
 
 def handle_missing_table(

@@ -89,7 +89,7 @@ class ReleaseFileCollection(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         after = parse_integer_key(cursor)[0] if cursor else 0
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "files") as queries:
             release = self._release(req, queries, org, version, project_slug)
             rows = queries.files.page(release["id"], after, limit + 1)
         more = len(rows) > limit
@@ -106,7 +106,7 @@ class ReleaseFileCollection(Resource):
         version: str,
         project_slug: str | None,
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             release = self._release(req, queries, org, version, project_slug)
         settings = self.services.settings
         upload = read_upload(req, settings.max_file_bytes, self.services.blobs.scratch_dir)
@@ -115,7 +115,7 @@ class ReleaseFileCollection(Resource):
                                  self.cause(req))
         finally:
             upload.content.discard()
-        with self.services.read() as queries:
+        with self.services.read("files") as queries:
             row = queries.files.get(release["id"], outcome.position or 0)
             if row is None:
                 raise NotFoundError(FILE_NOT_FOUND)
@@ -207,7 +207,7 @@ class ReleaseFileDetail(Resource):
         project_slug: str | None,
         file_id: int,
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "files") as queries:
             _, row = self._file(req, queries, org, version, project_slug, file_id)
         if not req.context.query["download"]:
             resp.media = file_body(row)
@@ -237,14 +237,14 @@ class ReleaseFileDetail(Resource):
         file_id: int,
     ) -> None:
         body = req.context.body
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "files") as queries:
             release, row = self._file(req, queries, org, version, project_slug, file_id)
         name = check_file_name(body["name"]) if "name" in body else row["name"]
         dist = check_dist(body["dist"]) if "dist" in body else row["dist"]
         outcome = self.services.ledger.update_release_file(
             UUID(release["org_id"]), version, UUID(row["id"]), name, dist, self.cause(req)
         )
-        with self.services.read() as queries:
+        with self.services.read("files") as queries:
             updated = queries.files.get(release["id"], file_id)
             if updated is None:
                 raise NotFoundError(FILE_NOT_FOUND)
@@ -260,7 +260,7 @@ class ReleaseFileDetail(Resource):
         project_slug: str | None,
         file_id: int,
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "files") as queries:
             release, row = self._file(req, queries, org, version, project_slug, file_id)
         outcome = self.services.ledger.remove_release_file(
             UUID(release["org_id"]), version, UUID(row["id"]), self.cause(req)
@@ -319,7 +319,7 @@ def remove_unused_blobs(services: Services, sha1s: Iterable[str], request_id: st
     removed = 0
     for sha1 in sorted(set(sha1s)):
         with services.blobs.lock(sha1):
-            with services.read() as queries:
+            with services.read("files") as queries:
                 in_use = queries.files.sha1_in_use(sha1)
             if not in_use:
                 services.blobs.remove(sha1)

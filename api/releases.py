@@ -277,7 +277,7 @@ class ReleaseDetail(Resource):
         version: str,
         project_slug: str | None,
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases") as queries:
             row = self._release(req, queries, org, version, project_slug)
         outcome = self.services.ledger.delete_release(
             UUID(row["org_id"]), version, self.cause(req)

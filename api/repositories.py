@@ -37,7 +37,7 @@ class RepositoryCollection(Resource):
         limit = per_page(req)
         cursor = parse_cursor(req)
         after = _cursor_key(cursor) if cursor else 0
-        with self.services.read() as queries:
+        with self.services.read("directory", "commits") as queries:
             access = self.access(queries, req, org)
             rows = queries.commits.repositories(access.org_id, after, limit + 1)
         more = len(rows) > limit
@@ -55,13 +55,13 @@ class RepositoryCollection(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, org: str) -> None:
         body = req.context.body
         name = body["name"]
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             access = self.access(queries, req, org)
             check_admin(access)
         outcome = self.services.ledger.register_repository(
             UUID(access.org_id), name, body.get("url"), body.get("provider"), self.cause(req)
         )
-        with self.services.read() as queries:
+        with self.services.read("commits") as queries:
             row = queries.commits.repository(access.org_id, name)
         if row is None:
             raise NotFoundError(f"Repository {name!r} not found.")
@@ -83,7 +83,7 @@ class RepositoryDetail(Resource):
     def on_get(
         self, req: falcon.Request, resp: falcon.Response, org: str, repo_id: str
     ) -> None:
-        with self.services.read() as queries:
+        with self.services.read("directory", "commits") as queries:
             access = self.access(queries, req, org)
             row = None
             if repo_id.isascii() and repo_id.isdigit():

@@ -26,7 +26,7 @@ from projections.files import FileQueries, FilesProjection
 from projections.issues import IssueQueries, IssuesProjection
 from projections.postgres import PostgresDatabase, advisory_lock_key
 from projections.projection import Projection, RecentCache
-from projections.projector import Check, Projector
+from projections.projector import CatchUpTimeoutError, Check, Projector, is_unavailable
 from projections.registry import all_projections
 from projections.releases import ReleaseQueries, ReleasesProjection
 from projections.runner_locks import active_runners
@@ -58,6 +58,14 @@ SCHEMA_LOCK_NAME = "schema-changes"
 
 class UndeclaredQueriesError(RuntimeError):
     """Raised when code queries read models that its `Services.read` call did not name."""
+
+
+class ReadModelFailedError(RuntimeError):
+    """Raised when a read model that a read needs fails on an event while catching up.
+
+    The failure is recorded against the read model, which stays behind
+    until an operator fixes the cause. Reads of other read models go on.
+    """
 
 
 @dataclass
@@ -215,9 +223,19 @@ class Services:
                 return
         # Read models behind by ignored events only are left to the runners.
         behind = set(check.behind)
-        projector.catch_up(target=check.head, deadline=deadline,
-                           projections=[model for model in models if model.name in behind],
-                           positions=check.positions)
+        try:
+            projector.catch_up(target=check.head, deadline=deadline,
+                               projections=[model for model in models if model.name in behind],
+                               positions=check.positions)
+        except (CatchUpTimeoutError, psycopg.errors.UndefinedTable):
+            raise
+        except Exception as error:
+            if is_unavailable(self.database, error):
+                raise
+            notes = " ".join(getattr(error, "__notes__", ()))
+            raise ReadModelFailedError(
+                f"{notes or 'A read model failed.'} {type(error).__name__}: {error}"
+            ) from error
         with self.database.transaction() as cursor:
             # Checking again shows whether this state has the directory
             # version just read, which lets authentication use the cache.

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import falcon.testing
 import pytest
 
-from api.services import UndeclaredQueriesError
-from tests.builders import CAUSE
+from api.app import create_app
+from api.services import Services, UndeclaredQueriesError
+from projections.delivery import DeliveryProjection
+from projections.registry import all_projections
+from tests.builders import CAUSE, release_body
 
 
 def test_named_groups_leave_other_models_behind(services, world):
@@ -71,3 +75,42 @@ def test_directory_reads_skip_other_models(client, services, world):
     assert positions["directory_v2"] == head
     assert positions["audit_v2"] < head
     assert positions["releases_v1"] < head
+
+
+class FailingDelivery(DeliveryProjection):
+    """The delivery metrics model, failing on every event it handles."""
+
+    def apply(self, event, cursor, position):
+        raise RuntimeError("injected failure")
+
+
+def test_failed_model_spares_other_endpoints(settings, services, world):
+    projections = [FailingDelivery() if projection.name == DeliveryProjection.name
+                   else projection for projection in all_projections()]
+    failing = Services(settings, projections=projections)
+    client = falcon.testing.TestClient(create_app(settings, failing))
+    headers = world.headers()
+    releases = f"/api/0/organizations/{world.org}/releases/"
+    try:
+        created = client.simulate_post(releases, json=release_body("1.0", "web"),
+                                       headers=headers)
+        committed = client.simulate_put(f"{releases}1.0/", headers=headers, json={
+            "commits": [{"id": "abc", "repository": "acme/app"}]})
+        repositories = client.simulate_get(f"/api/0/organizations/{world.org}/repos/",
+                                           headers=headers)
+        commits = client.simulate_get(f"{releases}1.0/commits/", headers=headers)
+        deleted = client.simulate_delete(f"{releases}1.0/", headers=headers)
+        metrics = client.simulate_get(f"/api/0/organizations/{world.org}/delivery-metrics/",
+                                      headers=headers)
+    finally:
+        failing.close()
+
+    assert created.status_code == 201
+    assert committed.status_code == 200
+    assert repositories.status_code == 200
+    assert [repository["name"] for repository in repositories.json] == ["acme/app"]
+    assert commits.status_code == 200
+    assert deleted.status_code == 204
+    assert metrics.status_code == 503
+    assert metrics.json["detail"].startswith("Read model delivery_v1 failed on the event at")
+    assert "RuntimeError: injected failure" in metrics.json["detail"]

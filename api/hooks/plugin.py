@@ -68,7 +68,7 @@ class ReleaseActions:
             ledger.register_repository(self.org_id, repository, None, None, self.cause)
         body = {"refs": [{"repository": repository, "commit": commit,
                           "previousCommit": previous_commit}]}
-        with self.services.read() as queries:
+        with self.services.read("directory", "releases", "commits") as queries:
             planned = plan_refs(body, queries, str(self.org_id), version, [self.project_id])
         changes = ReleaseChanges()
         apply_refs(changes, planned)
@@ -87,7 +87,7 @@ class ReleaseActions:
     def _owner_id(self, email: str | None) -> UUID | None:
         if email is None:
             return None
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             user = queries.directory.user_by_email(email)
             if user is None:
                 return None

@@ -79,7 +79,7 @@ class ReleaseHook(Resource):
         self.respond_with_release(req, resp, project["org_id"], version, actions.position)
 
     def _project(self, plugin: str, project_id: str, signature: str) -> dict:
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             project = None
             if project_id.isascii() and project_id.isdigit() and len(project_id) < 19:
                 project = queries.directory.project_by_public_id_any(int(project_id))
@@ -117,7 +117,7 @@ class ProjectHookToken(Resource):
         Those are tokens with project:admin or project:releases, and
         organization owners, admins and superusers.
         """
-        with self.services.read() as queries:
+        with self.services.read("directory") as queries:
             access = self.access(queries, req, org)
             project = self.project(queries, access, slug)
         caller = req.context.caller
