@@ -16,6 +16,7 @@ from api.serializers import deploy_body
 from api.services import Queries
 from domain.errors import InvalidFieldError
 from projections.database import Row
+from projections.releases import deploy_summary
 
 
 class DeployCollection(Resource):
@@ -52,8 +53,10 @@ class DeployCollection(Resource):
             [UUID(project_id) for project_id in project_ids],
             self.cause(req),
         )
-        with self.services.read("directory", "releases") as queries:
-            resp.media = deploy_body(queries.releases.deploy(outcome.position))
+        # The body comes from the recorded values, not from reading them back,
+        # because a concurrent delete may already have removed the release.
+        assert outcome.position is not None
+        resp.media = deploy_summary(outcome.position, **deploy)
         resp.status = falcon.HTTP_201
         set_position(resp, outcome.position)
 

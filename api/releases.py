@@ -164,7 +164,8 @@ class ReleaseCollection(Resource):
         status_code = falcon.HTTP_201 if outcome.created else falcon.HTTP_208
         if outcome.created:
             resp.location = release_location(access.slug, version)
-        self.respond_with_release(req, resp, access.org_id, version, outcome.position, status_code)
+        self.respond_with_release(req, resp, access.org_id, version, outcome.position, status_code,
+                                  written_at=outcome.aggregate.modified_on)
 
     @staticmethod
     def _usable_project_ids(
@@ -241,13 +242,16 @@ class ReleaseDetail(Resource):
         version: str,
         project_slug: str | None,
     ) -> None:
-        org_id, position = self._apply_update(req, org, version, project_slug)
-        self.respond_with_release(req, resp, org_id, version, position)
+        org_id, position, written_at = self._apply_update(req, org, version, project_slug)
+        self.respond_with_release(req, resp, org_id, version, position, written_at=written_at)
 
     def _apply_update(
         self, req: falcon.Request, org: str, version: str, project_slug: str | None
-    ) -> tuple[str, int | None]:
-        """Record the body's changes; return the organization's id and the ledger position.
+    ) -> tuple[str, int | None, datetime]:
+        """Record the body's changes.
+
+        Returns the organization's id, the ledger position and the time
+        of the release's last event.
 
         The parsed body is freed before the command runs, and the
         command's objects when this returns, before the response is read.
@@ -267,7 +271,7 @@ class ReleaseDetail(Resource):
         outcome = self.services.ledger.update_release(
             UUID(access.org_id), version, changes, self.cause(req)
         )
-        return access.org_id, outcome.position
+        return access.org_id, outcome.position, outcome.aggregate.modified_on
 
     def delete(
         self,

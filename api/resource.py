@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -82,14 +84,33 @@ class Resource:
         version: str,
         position: int | None,
         status: str = falcon.HTTP_200,
+        written_at: datetime | None = None,
     ) -> None:
+        """Respond to a write with the release as it is now.
+
+        A delete by another request may land between the write and this
+        read. With `written_at`, the time of the write's last event, the
+        response is then the release as the write left it, from the
+        timeline, rather than a 404 for a write that was recorded.
+        """
         with self.services.read("directory", "releases") as queries:
             row = queries.releases.get(org_id, version)
-            if row is None:
+            if row is not None:
+                resp.media = release_bodies([row], queries.releases, queries.directory)[0]
+        if row is None:
+            if written_at is None:
                 raise NotFoundError(RELEASE_NOT_FOUND)
-            resp.media = release_bodies([row], queries.releases, queries.directory)[0]
+            resp.media = self._release_at(org_id, version, written_at)
         resp.status = status
         set_position(resp, position)
+
+    def _release_at(self, org_id: str, version: str, instant: datetime) -> dict[str, Any]:
+        with self.services.read("directory", "timeline") as queries:
+            past = replace(queries, at=instant).releases
+            row = past.get(org_id, version)
+            if row is None:
+                raise NotFoundError(RELEASE_NOT_FOUND)
+            return release_bodies([row], past, queries.directory)[0]
 
 
 def set_position(resp: falcon.Response, position: int | None) -> None:

@@ -9,6 +9,7 @@ ties and makes the order total.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from functools import singledispatchmethod
 from typing import Any
 
@@ -197,14 +198,8 @@ class ReleasesProjection(Projection):
 
     @apply.register
     def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
-        deploy = {
-            "id": str(position),
-            "environment": event.environment,
-            "name": event.name,
-            "url": event.url,
-            "dateStarted": to_text(event.date_started),
-            "dateFinished": to_text(event.date_finished),
-        }
+        deploy = deploy_summary(position, event.environment, event.name, event.url,
+                                event.date_started, event.date_finished)
         release_id = str(event.originator_id)
         self._new_deploys.add(
             position, release_id, event.environment, event.name, event.url,
@@ -483,3 +478,22 @@ def split_links_and_counts(
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
     return escaped + "%"
+
+
+def deploy_summary(
+    position: int,
+    environment: str,
+    name: str | None,
+    url: str | None,
+    date_started: datetime | None,
+    date_finished: datetime,
+) -> dict[str, Any]:
+    """Return a deploy as the API shows it, from what its DeployRecorded event records."""
+    return {
+        "id": str(position),
+        "environment": environment,
+        "name": name,
+        "url": url,
+        "dateStarted": to_text(date_started),
+        "dateFinished": to_text(date_finished),
+    }
