@@ -39,6 +39,10 @@ def parse_cursor(req: falcon.Request) -> Cursor | None:
     tiebreak, sep2, direction = rest.rpartition(":")
     if not sep or not sep2 or direction not in ("0", "1") or not key or not tiebreak:
         raise falcon.HTTPBadRequest(description=f"Invalid cursor {value[:80]!r}.")
+    if key == "0" and tiebreak == "0":
+        # Sentry's cursor for no position, which the Link header also
+        # writes when a page has no items. It reads the first page.
+        return None
     return Cursor(key, tiebreak, direction == "1")
 
 
