@@ -26,13 +26,24 @@ _EMAIL_SAFE = re.compile(r"[^a-zA-Z0-9\-_.]")
 def check_commits(value: Any) -> list[dict[str, Any]]:
     """Return the commits normalized for the ledger, or raise InvalidFieldError.
 
-    Unknown keys are dropped. Timestamps become UTC RFC 3339 strings.
+    Unknown keys are dropped. Timestamps become UTC RFC 3339 strings. A
+    release holds each commit once, so a commit listed again in the same
+    repository, whose name is compared ignoring case, is kept only where
+    it first appears.
     """
     if not isinstance(value, list):
         raise InvalidFieldError("commits", "Expected a list of commits.")
     if len(value) > MAX_COMMITS:
         raise InvalidFieldError("commits", f"At most {MAX_COMMITS} commits per request.")
-    return [_check_commit(index, commit) for index, commit in enumerate(value)]
+    commits = []
+    seen: set[tuple[str, str]] = set()
+    for index, commit in enumerate(value):
+        checked = _check_commit(index, commit)
+        key = (checked["repository"].lower(), checked["id"])
+        if key not in seen:
+            seen.add(key)
+            commits.append(checked)
+    return commits
 
 
 def derive_author_email(name: str) -> str:

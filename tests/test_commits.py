@@ -366,3 +366,21 @@ def test_deleted_release_keeps_commit_records(client, world, services):
     assert recreated.json["commitCount"] == 0
     assert client.simulate_get(f"{R}d-1/commits/", headers=world.headers()).json == []
     assert count == 1
+
+
+def test_repeated_commit_is_kept_once(client, world):
+    response = create(client, world, "dup-1", "web", commits=[
+        {"id": "aaaa", "repository": "acme/app", "message": "one"},
+        {"id": "bbbb", "repository": "acme/app", "message": "two"},
+        {"id": "aaaa", "repository": "acme/app", "message": "again"},
+        {"id": "aaaa", "repository": "ACME/App", "message": "other case"},
+        {"id": "aaaa", "repository": "acme/other", "message": "other repository"},
+    ])
+
+    listed = client.simulate_get(f"{R}dup-1/commits/", headers=world.headers()).json
+
+    assert response.status_code == 201
+    assert response.json["commitCount"] == 3
+    assert [(commit["id"], commit["message"]) for commit in listed] == [
+        ("aaaa", "one"), ("bbbb", "two"), ("aaaa", "other repository"),
+    ]
