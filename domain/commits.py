@@ -27,7 +27,7 @@ def check_commits(value: Any) -> list[dict[str, Any]]:
     """Return the commits normalized for the ledger, or raise InvalidFieldError.
 
     Unknown keys are dropped. Timestamps become UTC RFC 3339 strings. A
-    release holds each commit once, so a commit listed again in the same
+    release contains each commit once, so a commit listed again in the same
     repository, whose name is compared ignoring case, is kept only where
     it first appears.
     """
