@@ -34,6 +34,15 @@ class ChainRecorder(ABC):
         """Return the position at which the given event is stored now."""
 
     @abstractmethod
+    def select_recorded(self, start: int, limit: int, stop: int) -> list[RecordedEvent]:
+        """Return up to `limit` stored events after position `start`, up to `stop`, in order.
+
+        Values come as stored, without the event store's conversions, so a
+        row that was tampered into another type is returned rather than
+        raising. Its state may then be None or text instead of bytes.
+        """
+
+    @abstractmethod
     def max_link_position(self) -> int | None:
         """Return the position of the last link, None for an empty chain."""
 

@@ -248,6 +248,10 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
             (start, stop, limit),
         )
 
+    def select_recorded(self, start: int, limit: int, stop: int) -> list[RecordedEvent]:
+        with self.datastore.transaction(commit=False) as curs:
+            return self._select_recorded(curs, start, stop + 1, limit)
+
     def select_link_of(self, originator_id: str, originator_version: int) -> Link | None:
         links = self._select_links(
             "WHERE originator_id = %s AND originator_version = %s",
@@ -314,7 +318,7 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder, ChainRecor
                 originator_text(row["originator_id"]),
                 row["originator_version"],
                 row["topic"],
-                bytes(row["state"]),
+                None if row["state"] is None else bytes(row["state"]),
             )
             for row in cursor.fetchall()
         ]

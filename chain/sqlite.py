@@ -49,6 +49,10 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainRecorder)
             ])
         return positions
 
+    def select_recorded(self, start: int, limit: int, stop: int) -> list[RecordedEvent]:
+        with self.datastore.transaction(commit=False) as c:
+            return self._select_recorded(c, start, stop + 1, limit)
+
     def select_links(self, start: int, limit: int, stop: int) -> list[Link]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
@@ -114,13 +118,20 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder, ChainRecorder)
         return [
             RecordedEvent(
                 row["rowid"],
-                originator_text(self.convert_originator_id(row["originator_id"])),
+                self._originator_text(row["originator_id"]),
                 row["originator_version"],
                 row["topic"],
                 row["state"],
             )
             for row in cursor.fetchall()
         ]
+
+    def _originator_text(self, stored: Any) -> str:
+        """Return a stored originator id as links store it, or as stored when it is malformed."""
+        try:
+            return originator_text(self.convert_originator_id(stored))
+        except (TypeError, ValueError):
+            return str(stored)
 
     def _insert_links(self, cursor: SQLiteCursor, links: Sequence[Link]) -> None:
         cursor.executemany(

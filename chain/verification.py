@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from eventsourcing.persistence import ApplicationRecorder
 
-from chain.links import GENESIS_HASH, Link, RecordedEvent, link_hash, originator_text
+from chain.links import GENESIS_HASH, Link, RecordedEvent, link_hash
 from chain.persistence import ChainRecorder
 
 BATCH_SIZE = 1000
@@ -133,20 +133,11 @@ class Verifier:
     def _events(self, stop: int) -> Iterator[RecordedEvent]:
         start = 0
         while True:
-            notifications = self.recorder.select_notifications(
-                start, self.batch_size, stop=stop, inclusive_of_start=False
-            )
-            for notification in notifications:
-                yield RecordedEvent(
-                    notification.id,
-                    originator_text(notification.originator_id),
-                    notification.originator_version,
-                    notification.topic,
-                    notification.state,
-                )
-            if len(notifications) < self.batch_size:
+            events = self.chain.select_recorded(start, self.batch_size, stop)
+            yield from events
+            if len(events) < self.batch_size:
                 return
-            start = notifications[-1].id
+            start = events[-1].position
 
     def _links(self, stop: int) -> Iterator[Link]:
         start = 0
@@ -171,6 +162,10 @@ class Verifier:
             return Break(previous_position, "inserted",
                          f"the chain went from position {link.previous_position} to"
                          f" {step.position} without this event")
+        if not isinstance(event.state, bytes):
+            stored = "NULL" if event.state is None else type(event.state).__name__
+            return Break(step.position, "changed",
+                         f"the stored event's state is {stored}, where events store bytes")
         if link_hash(previous_hash, event) == link.hash:
             return None
         if (event.originator_id, event.originator_version) != (

@@ -79,6 +79,39 @@ def test_changed_event_is_caught_at_its_position(world, tamperer):
     assert result.events == position - 1
 
 
+def test_null_state_is_reported_as_changed(world, tamperer):
+    position = create_release(world, "1.0")
+    create_release(world, "2.0")
+
+    tamperer.run((f"UPDATE {tamperer.events} SET state = NULL WHERE {tamperer.position} = %s",
+                  (position,)))
+    result = verify(world)
+
+    assert result.first_break.position == position
+    assert result.first_break.kind == "changed"
+    assert "NULL" in result.first_break.reason
+    assert result.events == position - 1
+
+
+@pytest.mark.parametrize("change", [
+    "state = CAST(state AS TEXT)",
+    "state = CAST(state AS BLOB) || x'20'",
+    "originator_id = 'not-a-uuid'",
+])
+def test_mistyped_sqlite_row_is_reported(backend, world, tamperer, change):
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL's column types reject these values.")
+    position = create_release(world, "1.0")
+    create_release(world, "2.0")
+
+    tamperer.run((f"UPDATE {tamperer.events} SET {change} WHERE rowid = %s", (position,)))
+    result = verify(world)
+
+    assert result.first_break.position == position
+    assert result.first_break.kind == "changed"
+    assert result.events == position - 1
+
+
 def test_changed_topic_is_caught(world, tamperer):
     position = create_release(world, "1.0")
     event = tamperer.event(position)
