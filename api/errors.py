@@ -96,8 +96,11 @@ def handle_read_model_failed(
     params: dict[str, Any],
 ) -> None:
     """Respond 503 naming the read model and event that failed, which the operator must fix."""
-    logger.error("read model failed during a request",
-                 extra={"request_id": _request_id(req), "error": str(error)})
+    cause = error.__cause__
+    logger.error("read model failed during a request", extra={
+        "request_id": _request_id(req), "read_model_error": str(error),
+        "error": f"{type(cause).__name__}: {cause}" if cause else None,
+    })
     _unavailable(resp, f"{error} An operator can see the failure with 'release-ledger"
                        " projections list'.")
 

@@ -232,10 +232,11 @@ class Services:
         except Exception as error:
             if is_unavailable(self.database, error):
                 raise
+            # The notes name the read model and the position. The error's
+            # own text may quote another organization's data, so it goes
+            # to the log only.
             notes = " ".join(getattr(error, "__notes__", ()))
-            raise ReadModelFailedError(
-                f"{notes or 'A read model failed.'} {type(error).__name__}: {error}"
-            ) from error
+            raise ReadModelFailedError(notes or "A read model failed.") from error
         with self.database.transaction() as cursor:
             # Checking again shows whether this state has the directory
             # version just read, which lets authentication use the cache.
