@@ -19,7 +19,7 @@ from eventsourcing.persistence import OperationalError as LedgerOperationalError
 from eventsourcing.utils import get_topic
 
 from projections.database import LARGE_RESULT_BYTES, Cursor, Database, LockTimeoutError
-from projections.projection import Projection
+from projections.projection import Projection, index_name
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +296,28 @@ class Projector:
                     cursor.execute(f"DROP INDEX IF EXISTS {name}")
             dropped.append(projection)
         return dropped
+
+    def restore_query_indexes(self, projections: Sequence[Projection]) -> list[str]:
+        """Build the query-only indexes of `projections` that are missing; return their names.
+
+        A fill from position zero drops them and builds them again when it
+        ends. A fill whose process was killed leaves them dropped, and the
+        runner that resumes it, past position zero, would never build them.
+        """
+        restored: list[str] = []
+        for projection in projections:
+            if not projection.query_indexes:
+                continue
+            with self.database.transaction(write=True) as cursor:
+                self.database.lock(cursor, projection.name)
+                existing = set().union(*(self.database.index_names(cursor, table)
+                                         for table in projection.tables))
+                missing = [statement for statement in projection.query_index_statements
+                           if index_name(statement) not in existing]
+                if missing:
+                    self.database.build_indexes(cursor, missing)
+            restored += [name for statement in missing if (name := index_name(statement))]
+        return restored
 
     def _create_query_indexes(self, projections: Sequence[Projection], quiet: bool = False
                               ) -> None:

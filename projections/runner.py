@@ -66,6 +66,9 @@ class Runner:
         self.runner_id = runner_id
         self.poll_interval = poll_interval
         self.held: set[str] = set()
+        # Read models whose lock was just taken, whose indexes are checked
+        # before their first batch.
+        self.unchecked: set[str] = set()
         self.standing_by: set[str] = set()
         self.stopping = threading.Event()
 
@@ -109,6 +112,7 @@ class Runner:
                 continue
             if self.locks.try_acquire(name):
                 self.held.add(name)
+                self.unchecked.add(name)
                 took_over = name in self.standing_by
                 self.standing_by.discard(name)
                 logger.info(
@@ -124,6 +128,13 @@ class Runner:
         if not held:
             return
         projector = self.projector()
+        unchecked = [projection for projection in held if projection.name in self.unchecked]
+        if unchecked:
+            restored = projector.restore_query_indexes(unchecked)
+            self.unchecked.clear()
+            if restored:
+                logger.warning("rebuilt query indexes that an interrupted fill left dropped",
+                               extra=self._ids(indexes=restored))
         groups = ([p for p in held if p.name in self.first],
                   [p for p in held if p.name not in self.first])
         count = 0

@@ -19,6 +19,8 @@ from projections.rebuild import COPY_PREFIX
 from projections.registry import all_projections
 from tests.builders import CAUSE, build_world
 from tests.read_models import all_contents, projection_named, rebuild, record_history
+from tests.rebuild import wait_for_positions
+from tests.test_runner import running, wait_until
 
 FILLED = ["audit_v2", "releases_v1", "delivery_v1", "timeline_v2"]
 
@@ -352,3 +354,39 @@ def test_fill_with_pool_of_one_connection(settings):
         assert projection.query_indexes <= index_names(services, projection.tables)
     finally:
         services.close()
+
+
+def test_runner_restores_indexes_of_killed_fill(services, world):
+    # A fill killed with SIGKILL leaves its query indexes dropped, and the
+    # runner that takes over resumes past position zero.
+    record_history(services)
+    projection = projection_named(services, "audit_v2")
+    every_index = index_names(services, projection.tables)
+    reset_to_zero(services, projection)
+    filler(services, projection, defer_from=1).apply_batch(projection, services.projector.head())
+    with services.database.transaction(write=True) as cursor:
+        for name in projection.query_indexes:
+            cursor.execute(f"DROP INDEX {name}")
+    dropped = index_names(services, projection.tables)
+
+    with running(services) as runner:
+        wait_until(lambda: projection.name in runner.held and not runner.unchecked)
+        head = services.projector.head()
+        reached = wait_for_positions(services, head, timeout=10)
+
+    assert not projection.query_indexes & dropped
+    assert index_names(services, projection.tables) == every_index
+    assert reached[projection.name] == head
+
+
+def test_restore_builds_only_missing_indexes(services, world):
+    projection = projection_named(services, "audit_v2")
+    missing = sorted(projection.query_indexes)[0]
+    with services.database.transaction(write=True) as cursor:
+        cursor.execute(f"DROP INDEX {missing}")
+
+    restored = services.projector.restore_query_indexes(services.projector.projections)
+    again = services.projector.restore_query_indexes(services.projector.projections)
+
+    assert restored == [missing]
+    assert again == []

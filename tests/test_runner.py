@@ -177,6 +177,9 @@ def test_runner_first_models_batch_alone(services, world):
             return services.projector.catch_up(projections=projections,
                                                before_batch=before_batch)
 
+        def restore_query_indexes(self, projections):
+            return services.projector.restore_query_indexes(projections)
+
     runner = Runner(RecordingProjector, runner_locks(services), all_projections(),
                     runner_id=f"test-first-{id(services)}", poll_interval=0.1, first=first)
     thread = threading.Thread(target=runner.run, daemon=True)
