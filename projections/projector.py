@@ -244,6 +244,7 @@ class Projector:
         started_behind = list(behind)
         next_analyze = dict.fromkeys(applied, ANALYZE_DURING_FROM_EVENTS)
         failures: list[Exception] = []
+        failed_names: list[str] = []
         while behind:
             if before_batch is not None:
                 before_batch()
@@ -260,12 +261,14 @@ class Projector:
                 if unavailable or len(behind) == 1:
                     if not unavailable:
                         record_failure(self.database, behind[0].name, error)
+                        name_failed_models(error, [behind[0].name, *failed_names])
                     raise
                 try:
                     counts, failed = self._apply_one_by_one(behind, target, lock_timeout)
                 except LockTimeoutError:
                     raise self._timeout(behind, positions, target) from None
                 failures.extend(failed.values())
+                failed_names.extend(failed)
                 behind = [p for p in behind if p.name not in failed]
             for name, (count, position) in counts.items():
                 applied[name] += count
@@ -281,7 +284,7 @@ class Projector:
             if applied.get(projection.name, 0) >= ANALYZE_AFTER_EVENTS:
                 self._analyze(projection)
         if failures:
-            raise failures[0]
+            raise name_failed_models(failures[0], failed_names)
         return sum(applied.values())
 
     def _drop_query_indexes(self, projections: Sequence[Projection]) -> list[Projection]:
@@ -563,6 +566,17 @@ def is_unavailable(database: Database, error: BaseException) -> bool:
     same database, and the next request retries anyway.
     """
     return isinstance(error, LedgerOperationalError) or database.is_unavailable(error)
+
+
+def name_failed_models(error: BaseException, names: Sequence[str]) -> BaseException:
+    """Attach to `error` the names of the read models that failed, and return it.
+
+    `catch_up` raises the first failure after applying the events of the
+    other read models. A caller such as a runner reads `failed_read_models`
+    to go on without the models named there.
+    """
+    error.failed_read_models = tuple(names)  # type: ignore[attr-defined]
+    return error
 
 
 def record_failure(database: Database, name: str, error: BaseException) -> None:

@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
+# A read model that failed on an event is tried again after this long,
+# doubling with each failure in a row up to the maximum. The runner keeps
+# the other read models current meanwhile.
+FAILED_MODEL_FIRST_RETRY_SECONDS = 5.0
+FAILED_MODEL_MAX_RETRY_SECONDS = 300.0
 # How often a wait checks whether the runner was asked to stop.
 STOP_CHECK_SECONDS = 0.25
 
@@ -70,6 +75,9 @@ class Runner:
         # before their first batch.
         self.unchecked: set[str] = set()
         self.standing_by: set[str] = set()
+        # Failed read models: when to try each again, and its current delay.
+        self.paused_until: dict[str, float] = {}
+        self.pause_seconds: dict[str, float] = {}
         self.stopping = threading.Event()
 
     def stop(self) -> None:
@@ -135,20 +143,50 @@ class Runner:
             if restored:
                 logger.warning("rebuilt query indexes that an interrupted fill left dropped",
                                extra=self._ids(indexes=restored))
-        groups = ([p for p in held if p.name in self.first],
-                  [p for p in held if p.name not in self.first])
+        now = time.monotonic()
+        due = [p for p in held if self.paused_until.get(p.name, 0.0) <= now]
+        groups = ([p for p in due if p.name in self.first],
+                  [p for p in due if p.name not in self.first])
         count = 0
         try:
             for group in groups:
                 if group:
-                    count += projector.catch_up(projections=group,
-                                                before_batch=self._before_batch)
+                    count += self._catch_up_group(projector, group)
         except _Stopping:
             return
         if count:
             logger.debug(
                 "applied events",
                 extra=self._ids(read_models=[p.name for p in held], events=count),
+            )
+
+    def _catch_up_group(self, projector: Projector, group: list[Projection]) -> int:
+        """Catch up one group of read models; pause those that fail instead of stopping."""
+        try:
+            count = projector.catch_up(projections=group, before_batch=self._before_batch)
+        except _Stopping:
+            raise
+        except Exception as error:
+            failed = getattr(error, "failed_read_models", ())
+            if isinstance(error, UNAVAILABLE_ERRORS) or not failed:
+                raise
+            self._pause(failed, error)
+            return 0
+        for projection in group:
+            self.pause_seconds.pop(projection.name, None)
+            self.paused_until.pop(projection.name, None)
+        return count
+
+    def _pause(self, names: Collection[str], error: BaseException) -> None:
+        for name in names:
+            delay = self.pause_seconds.get(name, FAILED_MODEL_FIRST_RETRY_SECONDS / 2) * 2
+            delay = min(delay, FAILED_MODEL_MAX_RETRY_SECONDS)
+            self.pause_seconds[name] = delay
+            self.paused_until[name] = time.monotonic() + delay
+            logger.error(
+                "read model failed; the projector goes on with the others",
+                extra=self._ids(read_model=name, retry_in_seconds=delay,
+                                error=f"{type(error).__name__}: {error}"),
             )
 
     def _before_batch(self) -> None:

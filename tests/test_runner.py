@@ -16,8 +16,10 @@ import pytest
 from api.projector import runner_locks, select_projections
 from api.services import Services
 from domain.errors import InvalidRequestError
+from projections.activity import ActivityProjection
 from projections.registry import all_projections
 from projections.runner import Runner
+from projections.status import read_model_statuses
 from tests.builders import build_world
 from tests.rebuild import positions, wait_for_positions
 from tests.servers import BIN, ROOT, projector
@@ -193,3 +195,39 @@ def test_runner_first_models_batch_alone(services, world):
 
     assert calls[0] == first
     assert calls[1] == sorted(set(NAMES) - set(first))
+
+
+class FailingActivity(ActivityProjection):
+    """The activity model, failing on every event it handles."""
+
+    def apply(self, event, cursor, position):
+        raise RuntimeError("injected failure")
+
+
+def test_failed_model_leaves_runner_running(settings, services, world, caplog):
+    projections = [FailingActivity() if projection.name == ActivityProjection.name
+                   else projection for projection in all_projections()]
+    failing = Services(settings, projections=projections)
+    runner = Runner(lambda: failing.projector, runner_locks(failing), projections,
+                    runner_id=f"test-failing-{id(services)}", poll_interval=0.1)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    head = services.projector.head()
+    others = set(NAMES) - {ActivityProjection.name}
+    try:
+        wait_until(lambda: {name for name, position in positions(services.database).items()
+                            if position == head} >= others)
+        wait_until(lambda: ActivityProjection.name in runner.paused_until)
+        alive = thread.is_alive()
+    finally:
+        runner.stop()
+        thread.join(timeout=10)
+        failing.close()
+
+    states = {status.name: status.state
+              for status in read_model_statuses(services.ledger, services.database,
+                                                services.projector.projections)}
+    assert alive
+    assert states[ActivityProjection.name] == "failed"
+    assert {states[name] for name in others} == {"live"}
+    assert "read model failed; the projector goes on with the others" in caplog.text
