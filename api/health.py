@@ -19,7 +19,10 @@ class Readiness:
     """200 when the database responds and every read model is within the lag bound.
 
     Otherwise 503 with the reason in `detail` and a Retry-After header, so a
-    load balancer sends requests to other hosts meanwhile.
+    load balancer sends requests to other hosts meanwhile. A read model
+    behind by events it ignores only is not lagging. A failed read model
+    is listed with its state but does not make the host unready: every
+    host shares it, and reads of other models go on.
     """
 
     def __init__(self, services: Services) -> None:
@@ -45,7 +48,11 @@ class Readiness:
         resp.media = {
             "status": "ready",
             "ledgerPosition": lags[0].head if lags else 0,
-            "readModels": {lag.name: {"position": lag.position, "lag": lag.events} for lag in lags},
+            "readModels": {
+                lag.name: {"position": lag.position, "lag": lag.events,
+                           "state": "failed" if lag.failed else "live"}
+                for lag in lags
+            },
         }
 
     @staticmethod

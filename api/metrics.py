@@ -155,11 +155,18 @@ class LedgerCollector(Collector):
             "ledger_read_model_lag_events", "Ledger events not yet applied to the read model.",
             labels=["read_model"],
         )
+        failed = GaugeMetricFamily(
+            "ledger_read_model_failed",
+            "Whether the read model stopped on an event it failed to apply.",
+            labels=["read_model"],
+        )
         for item in lags:
             position.add_metric([item.name], item.position)
             lag.add_metric([item.name], item.events)
+            failed.add_metric([item.name], 1 if item.failed else 0)
         yield position
         yield lag
+        yield failed
 
         if active is not None:
             runner = GaugeMetricFamily(

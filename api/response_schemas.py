@@ -141,7 +141,10 @@ HEALTH = record({"status": {"const": "ok"}})
 READINESS = record({
     "status": {"const": "ready"}, "ledgerPosition": INTEGER,
     "readModels": {"type": "object",
-                   "additionalProperties": record({"position": INTEGER, "lag": INTEGER})},
+                   "additionalProperties": record({
+                       "position": INTEGER, "lag": INTEGER,
+                       "state": {"enum": ["live", "failed"]},
+                   })},
 })
 OPENAPI_DOCUMENT: Schema = {"type": "object", "description": "This document."}
 METRICS_TEXT: Schema = {"type": "string", "description": "Prometheus text format 0.0.4."}

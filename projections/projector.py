@@ -95,15 +95,21 @@ class Check:
 
 @dataclass(frozen=True)
 class Lag:
-    """How far a read model is behind the ledger."""
+    """How far a read model is behind the ledger.
+
+    A `settled` read model lacks only events it ignores, so it lags by
+    none, whatever its position. A `failed` one stopped on an event.
+    """
 
     name: str
     position: int
     head: int
+    settled: bool = False
+    failed: bool = False
 
     @property
     def events(self) -> int:
-        return max(self.head - self.position, 0)
+        return 0 if self.settled else max(self.head - self.position, 0)
 
 
 class Projector:
@@ -177,9 +183,17 @@ class Projector:
         return {row["name"]: row["position"] for row in rows}
 
     def lags(self) -> list[Lag]:
-        head = self.head()
-        positions = self.positions()
-        return [Lag(p.name, positions.get(p.name, 0), head) for p in self.projections]
+        """Return each read model's lag, from one snapshot of the ledger and the positions."""
+        with self.database.transaction() as cursor:
+            check = self.check(cursor)
+            rows = cursor.execute(f"SELECT name FROM {POSITIONS_TABLE} WHERE state = %s",
+                                  (FAILED,)).fetchall()
+        failed = {row["name"] for row in rows}
+        return [
+            Lag(p.name, check.positions[p.name], check.head,
+                settled=p.name in check.settled, failed=p.name in failed)
+            for p in self.projections
+        ]
 
     def catch_up(
         self,

@@ -15,6 +15,7 @@ from api.services import Services
 from domain.application import ReleaseChanges
 from projections.projection import Projection
 from projections.rebuild import Rebuild
+from projections.registry import all_projections
 from projections.releases import ReleasesProjection
 from projections.status import ReadModelStatus, read_model_statuses
 from tests.builders import CAUSE
@@ -146,3 +147,16 @@ def fresh_services(backend: str, folder: Path) -> Iterator[Services]:
         services.close()
         if backend == "postgresql":
             drop_schema(configuration)
+
+
+def _fail(self, event, cursor, position):
+    raise RuntimeError("injected failure")
+
+
+def with_failing(name: str) -> list[Projection]:
+    """Return every registered read model, the one named `name` failing on every event."""
+    return [
+        type(f"Failing{type(projection).__name__}", (type(projection),), {"apply": _fail})()
+        if projection.name == name else projection
+        for projection in all_projections()
+    ]

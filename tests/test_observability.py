@@ -15,8 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from api.logs import JsonFormatter, RequestContextFilter
 from api.services import Services
+from domain.application import ReleaseChanges
+from domain.directory import Project
+from projections.activity import ActivityProjection
 from projections.registry import all_projections
-from tests.builders import build_world, release_body
+from tests.builders import CAUSE, build_world, release_body
+from tests.read_models import with_failing
 
 R = "/api/0/organizations/acme/releases/"
 TOKEN = "sntryu_" + "ab" * 32
@@ -40,7 +44,8 @@ def test_readyz_reports_read_model_positions(client, services, world):
     assert response.status_code == 200
     assert response.json["status"] == "ready"
     assert response.json["ledgerPosition"] == head
-    assert response.json["readModels"]["releases_v1"] == {"position": head, "lag": 0}
+    assert response.json["readModels"]["releases_v1"] == {
+        "position": head, "lag": 0, "state": "live"}
 
 
 def test_readyz_503_when_read_models_lag(settings):
@@ -59,6 +64,47 @@ def test_readyz_503_when_read_models_lag(settings):
     assert list(response.json) == ["detail"]
     assert "directory_v2" in response.json["detail"]
     assert "more than 0" in response.json["detail"]
+
+
+def test_readyz_ignores_lag_of_ignored_events(settings):
+    strict = dataclasses.replace(settings, ready_max_lag=0)
+    services = Services(strict, create_tables=True)
+    try:
+        world = build_world(services)
+        services.projector.catch_up()
+        web = services.ledger.get_organization(world.org)
+        services.ledger.create_release(
+            web.id, "1.0", ReleaseChanges(project_ids=[Project.create_id(web.id, "web")]), CAUSE)
+        others = [p for p in services.projector.projections if p.name != "directory_v2"]
+        services.projector.catch_up(projections=others)
+        client = falcon.testing.TestClient(create_app(strict, services))
+
+        response = client.simulate_get("/readyz")
+        positions = services.projector.positions()
+    finally:
+        services.close()
+
+    assert positions["directory_v2"] < response.json["ledgerPosition"]
+    assert response.status_code == 200
+    assert response.json["readModels"]["directory_v2"]["lag"] == 0
+
+
+def test_failed_model_listed_in_readyz_and_metrics(settings, services, world):
+    failing = Services(settings, projections=with_failing(ActivityProjection.name))
+    client = falcon.testing.TestClient(create_app(settings, failing))
+    try:
+        with pytest.raises(RuntimeError, match="injected failure"):
+            failing.projector.catch_up()
+        ready = client.simulate_get("/readyz")
+        metrics = samples(client.simulate_get("/metrics").text)
+    finally:
+        failing.close()
+
+    assert ready.status_code == 200
+    assert ready.json["readModels"]["activity_v1"]["state"] == "failed"
+    assert ready.json["readModels"]["releases_v1"]["state"] == "live"
+    assert metrics[("ledger_read_model_failed", (("read_model", "activity_v1"),))] == 1
+    assert metrics[("ledger_read_model_failed", (("read_model", "releases_v1"),))] == 0
 
 
 def test_readyz_503_when_database_down(settings, tmp_path):
@@ -105,15 +151,16 @@ def test_metrics_cover_requests_events_read_models(backend, client, services, wo
     assert values[("ledger_events_appended_total", (("type", "Release.Created"),))] >= 1
     assert values[("ledger_database_up", ())] == 1
     assert values[("ledger_head_position", ())] == head
-    # The release requests caught up only the read models they read.
+    # The release requests caught up only the read models they read. The
+    # directory may stay behind by the release events, which it ignores,
+    # and then lags by none.
+    with services.database.transaction() as cursor:
+        check = services.projector.check(cursor)
     for name in (projection.name for projection in all_projections()):
         position = values[("ledger_read_model_position", (("read_model", name),))]
         lag = values[("ledger_read_model_lag_events", (("read_model", name),))]
-        assert position + lag == head
+        assert lag == 0 if name in check.settled else position + lag == head
     assert values[("ledger_read_model_lag_events", (("read_model", "releases_v1"),))] == 0
-    # The directory may stay behind by the release events, which it ignores.
-    with services.database.transaction() as cursor:
-        check = services.projector.check(cursor)
     assert "directory_v2" not in check.behind
     assert values[("ledger_read_model_lag_events", (("read_model", "audit_v2"),))] > 0
     if backend == "postgresql":

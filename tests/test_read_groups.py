@@ -11,8 +11,8 @@ import pytest
 from api.app import create_app
 from api.services import Services, UndeclaredQueriesError
 from projections.delivery import DeliveryProjection
-from projections.registry import all_projections
 from tests.builders import CAUSE, release_body
+from tests.read_models import with_failing
 
 
 def test_named_groups_leave_other_models_behind(services, world):
@@ -77,17 +77,8 @@ def test_directory_reads_skip_other_models(client, services, world):
     assert positions["releases_v1"] < head
 
 
-class FailingDelivery(DeliveryProjection):
-    """The delivery metrics model, failing on every event it handles."""
-
-    def apply(self, event, cursor, position):
-        raise RuntimeError("injected failure")
-
-
 def test_failed_model_spares_other_endpoints(settings, services, world, caplog):
-    projections = [FailingDelivery() if projection.name == DeliveryProjection.name
-                   else projection for projection in all_projections()]
-    failing = Services(settings, projections=projections)
+    failing = Services(settings, projections=with_failing(DeliveryProjection.name))
     client = falcon.testing.TestClient(create_app(settings, failing))
     headers = world.headers()
     releases = f"/api/0/organizations/{world.org}/releases/"

@@ -21,6 +21,7 @@ from projections.registry import all_projections
 from projections.runner import Runner
 from projections.status import read_model_statuses
 from tests.builders import build_world
+from tests.read_models import with_failing
 from tests.rebuild import positions, wait_for_positions
 from tests.servers import BIN, ROOT, projector
 
@@ -197,16 +198,8 @@ def test_runner_first_models_batch_alone(services, world):
     assert calls[1] == sorted(set(NAMES) - set(first))
 
 
-class FailingActivity(ActivityProjection):
-    """The activity model, failing on every event it handles."""
-
-    def apply(self, event, cursor, position):
-        raise RuntimeError("injected failure")
-
-
 def test_failed_model_leaves_runner_running(settings, services, world, caplog):
-    projections = [FailingActivity() if projection.name == ActivityProjection.name
-                   else projection for projection in all_projections()]
+    projections = with_failing(ActivityProjection.name)
     failing = Services(settings, projections=projections)
     runner = Runner(lambda: failing.projector, runner_locks(failing), projections,
                     runner_id=f"test-failing-{id(services)}", poll_interval=0.1)
