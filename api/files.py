@@ -25,7 +25,7 @@ from api.pagination import (
     set_link_header,
 )
 from api.resource import Resource, set_position
-from api.serializers import file_body
+from api.serializers import file_body, file_fields
 from api.services import Queries, Services
 from api.uploads import Upload, check_dist, check_file_name, content_type, read_upload
 from domain.application import Outcome
@@ -33,6 +33,7 @@ from domain.cause import Cause
 from domain.errors import NotFoundError
 from domain.release import Release
 from projections.database import Row
+from projections.projection import to_text
 
 logger = logging.getLogger("api.files")
 
@@ -115,13 +116,16 @@ class ReleaseFileCollection(Resource):
                                  self.cause(req))
         finally:
             upload.content.discard()
-        with self.services.read("files") as queries:
-            row = queries.files.get(release["id"], outcome.position or 0)
-            if row is None:
-                raise NotFoundError(FILE_NOT_FOUND)
-            resp.media = file_body(row)
+        # The body comes from the recorded values. Reading them back could
+        # wait for the files read model, and a 503 then would make clients
+        # retry an upload that was stored.
+        assert outcome.position is not None
+        resp.media = file_fields(
+            outcome.position, upload.name, upload.dist, dict(upload.headers),
+            upload.content.size, upload.content.sha1, to_text(outcome.aggregate.modified_on),
+        )
         resp.status = falcon.HTTP_201
-        resp.location = file_location(org, version, row["public_id"])
+        resp.location = file_location(org, version, outcome.position)
         set_position(resp, outcome.position)
 
     def _release(

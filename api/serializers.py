@@ -234,12 +234,26 @@ def issue_body(row: Row, project: Row) -> dict[str, Any]:
 
 
 def file_body(row: Row) -> dict[str, Any]:
+    return file_fields(row["public_id"], row["name"], row["dist"], json.loads(row["headers"]),
+                       row["size"], row["sha1"], row["date_created"])
+
+
+def file_fields(
+    public_id: int,
+    name: str,
+    dist: str | None,
+    headers: dict[str, str],
+    size: int,
+    sha1: str,
+    date_created: str,
+) -> dict[str, Any]:
+    """Render a release file from its values, as stored or as just recorded."""
     return {
-        "id": str(row["public_id"]),
-        "name": row["name"],
-        "dist": row["dist"],
-        "headers": json.loads(row["headers"]),
-        "size": row["size"],
-        "sha1": row["sha1"],
-        "dateCreated": row["date_created"],
+        "id": str(public_id),
+        "name": name,
+        "dist": dist,
+        "headers": headers,
+        "size": size,
+        "sha1": sha1,
+        "dateCreated": date_created,
     }

@@ -9,9 +9,11 @@ from uuid import UUID
 
 import falcon.testing
 
+from api.app import create_app
 from api.services import Services
 from tests.builders import World, release_body
 from tests.files import multipart, scratch_files, stored_blobs
+from tests.read_models import with_failing
 
 R = "/api/0/organizations/acme/releases/"
 SCRIPT = b"function main() { return 42; }\n"
@@ -407,3 +409,32 @@ def test_download_of_missing_blob_is_404(client, world):
 
     assert response.status_code == 404
     assert "missing from the blob store" in response.json["detail"]
+
+
+def test_upload_response_matches_stored_file(client, world):
+    create_release(client, world, "1.0", "web")
+
+    uploaded = upload(client, world, "1.0", SCRIPT, name="~/app.js", dist="web",
+                      header=["Content-Type: application/javascript", "X-Build: 7"])
+    stored = client.simulate_get(uploaded.headers["Location"], headers=world.headers())
+
+    assert uploaded.status_code == 201
+    assert stored.status_code == 200
+    assert uploaded.json == stored.json
+    assert uploaded.json["id"] == uploaded.headers["X-Ledger-Position"]
+
+
+def test_upload_stored_while_files_model_fails(settings, services, world):
+    failing = Services(settings, projections=with_failing("files_v1"))
+    client = falcon.testing.TestClient(create_app(settings, failing))
+    try:
+        create_release(client, world, "1.0", "web")
+        uploaded = upload(client, world, "1.0", SCRIPT, name="~/app.js")
+        retried = upload(client, world, "1.0", SCRIPT, name="~/app.js")
+    finally:
+        failing.close()
+
+    assert uploaded.status_code == 201
+    assert uploaded.json["name"] == "~/app.js"
+    assert uploaded.json["sha1"] == hashlib.sha1(SCRIPT).hexdigest()
+    assert retried.status_code == 409
