@@ -86,12 +86,19 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         port = _integer(environ, "PORT", DEFAULT_PORT)
+        pool_size = _integer(environ, "LEDGER_POOL_SIZE", 1)
+        pool_max = _integer(environ, "LEDGER_POOL_MAX", 4)
+        if pool_size < 0 or pool_max < 1 or pool_size > pool_max:
+            raise ConfigurationError(
+                f"LEDGER_POOL_SIZE={pool_size} and LEDGER_POOL_MAX={pool_max} are invalid:"
+                " LEDGER_POOL_MAX must be at least 1, and LEDGER_POOL_SIZE between 0 and it."
+            )
         return cls(
             database_url=environ.get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             port=port,
             public_url=environ.get("LEDGER_PUBLIC_URL") or f"http://127.0.0.1:{port}/",
-            pool_size=_integer(environ, "LEDGER_POOL_SIZE", 1),
-            pool_max=_integer(environ, "LEDGER_POOL_MAX", 4),
+            pool_size=pool_size,
+            pool_max=pool_max,
             max_body_bytes=_integer(environ, "LEDGER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             max_release_body_bytes=_integer(
                 environ, "LEDGER_MAX_RELEASE_BODY_BYTES", DEFAULT_MAX_RELEASE_BODY_BYTES

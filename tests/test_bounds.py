@@ -87,6 +87,21 @@ def test_settings_reject_invalid_seconds(value):
     assert "LEDGER_READ_TIMEOUT" in str(raised.value)
 
 
+@pytest.mark.parametrize(("size", "most"), [("4", "2"), ("1", "0"), ("-1", "4")])
+def test_settings_reject_invalid_pool_sizes(size, most):
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environ({"LEDGER_POOL_SIZE": size, "LEDGER_POOL_MAX": most})
+
+    assert "LEDGER_POOL_SIZE" in str(raised.value)
+    assert "LEDGER_POOL_MAX" in str(raised.value)
+
+
+def test_pool_size_may_equal_pool_max():
+    settings = Settings.from_environ({"LEDGER_POOL_SIZE": "2", "LEDGER_POOL_MAX": "2"})
+
+    assert (settings.pool_size, settings.pool_max) == (2, 2)
+
+
 def test_event_store_environment_carries_bounds_and_name():
     settings = Settings(
         database_url="postgresql://u:p@db:5433/ledger?schema=s&application_name=ledger-web",
