@@ -395,11 +395,6 @@ class ReleaseQueries:
              release["public_id"], *values),
         ).fetchone()
 
-    def deploy(self, public_id: int | None) -> Row | None:
-        return self.cursor.execute(
-            f"SELECT * FROM {DEPLOYS} WHERE public_id = %s", (public_id,)
-        ).fetchone()
-
     def deploys(self, release_id: str) -> list[Row]:
         """Return the release's deploys, the latest `dateFinished` first."""
         return self.cursor.execute(
