@@ -64,7 +64,7 @@ class BlobStore(ABC):
 
     @abstractmethod
     def remove_abandoned_uploads(self, older_than: float = ABANDONED_UPLOAD_SECONDS) -> int:
-        """Remove upload files unchanged for `older_than` seconds; return how many.
+        """Remove upload files unchanged for `older_than` seconds and return how many.
 
         A request writes its upload continuously and moves or removes the
         file when it ends, so only the files of killed workers get that old.

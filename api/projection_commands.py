@@ -121,7 +121,7 @@ def rebuild_read_model(services: Services, args: argparse.Namespace, cause: Caus
 def drop_read_model(services: Services, args: argparse.Namespace, cause: Cause) -> None:
     tables = drop_retired(services.database, services.projector.projections, args.name)
     listed = ", ".join(tables) if tables else "none"
-    print(f"Dropped read model {args.name}; tables dropped: {listed}.")
+    print(f"Dropped read model {args.name} and its tables: {listed}.")
 
 
 def _registered(services: Services, name: str) -> Projection:

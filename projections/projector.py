@@ -315,7 +315,7 @@ class Projector:
         return dropped
 
     def restore_query_indexes(self, projections: Sequence[Projection]) -> list[str]:
-        """Build the query-only indexes of `projections` that are missing; return their names.
+        """Build the missing query-only indexes of `projections` and return their names.
 
         A fill from position zero drops them and builds them again when it
         ends. A fill whose process was killed leaves them dropped, and the

@@ -75,7 +75,7 @@ class Runner:
         # before their first batch.
         self.unchecked: set[str] = set()
         self.standing_by: set[str] = set()
-        # Failed read models: when to try each again, and its current delay.
+        # When to try each failed read model again, and its current delay.
         self.paused_until: dict[str, float] = {}
         self.pause_seconds: dict[str, float] = {}
         self.stopping = threading.Event()
@@ -161,7 +161,7 @@ class Runner:
             )
 
     def _catch_up_group(self, projector: Projector, group: list[Projection]) -> int:
-        """Catch up one group of read models; pause those that fail instead of stopping."""
+        """Catch up one group of read models, pausing those that fail instead of stopping."""
         try:
             count = projector.catch_up(projections=group, before_batch=self._before_batch)
         except _Stopping:
@@ -184,7 +184,7 @@ class Runner:
             self.pause_seconds[name] = delay
             self.paused_until[name] = time.monotonic() + delay
             logger.error(
-                "read model failed; the projector goes on with the others",
+                "read model failed, projector continues with the others",
                 extra=self._ids(read_model=name, retry_in_seconds=delay,
                                 error=f"{type(error).__name__}: {error}"),
             )

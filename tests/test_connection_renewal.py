@@ -20,7 +20,7 @@ MESSAGE = "m" * 200
 
 @pytest.fixture
 def drains(backend, services, monkeypatch):
-    """Count the read-model pool's renewals; skip on SQLite, which has no pool."""
+    """Count the read-model pool's renewals, and skip on SQLite, which has no pool."""
     if backend == "sqlite":
         pytest.skip("SQLite read models use no connection pool.")
     calls = []

@@ -99,7 +99,7 @@ def test_drop_command_prints_tables(retired, settings, monkeypatch, capsys):
     output = capsys.readouterr()
     assert code == 0
     assert output.out == (
-        "Dropped read model widgets_v1; tables dropped:"
+        "Dropped read model widgets_v1 and its tables:"
         f" {COPY_PREFIX}{WIDGETS}, {WIDGET_PARTS}, {WIDGETS}.\n"
     )
     assert again == 1

@@ -223,4 +223,4 @@ def test_failed_model_leaves_runner_running(settings, services, world, caplog):
     assert alive
     assert states[ActivityProjection.name] == "failed"
     assert {states[name] for name in others} == {"live"}
-    assert "read model failed; the projector goes on with the others" in caplog.text
+    assert "read model failed, projector continues with the others" in caplog.text
