@@ -8,9 +8,9 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from functools import cache, lru_cache, singledispatchmethod
+from functools import cache, lru_cache, partial, singledispatchmethod
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
@@ -20,6 +20,7 @@ from eventsourcing.utils import get_topic
 
 from projections.database import LARGE_RESULT_BYTES, Cursor, Database, LockTimeoutError
 from projections.projection import Projection, index_name
+from projections.read_ahead import Batch, ReadAhead, decode_ahead
 
 logger = logging.getLogger(__name__)
 
@@ -238,8 +239,10 @@ class Projector:
         farthest = min((positions.get(p.name, 0) for p in behind), default=target)
         bulk = deadline is None and target - farthest >= self.defer_indexes_from
         try:
-            with self.database.bulk_writes() if bulk else nullcontext():
-                applied = self._catch_up(target, behind, positions, deadline, before_batch)
+            with (self.database.bulk_writes() if bulk else nullcontext(),
+                  self._read_ahead(deadline) as read_ahead):
+                applied = self._catch_up(target, behind, positions, deadline, before_batch,
+                                         read_ahead)
         except BaseException:
             self._create_query_indexes(filling, quiet=True)
             raise
@@ -253,6 +256,7 @@ class Projector:
         positions: dict[str, int],
         deadline: float | None,
         before_batch: Callable[[], None] | None,
+        read_ahead: ReadAhead | None,
     ) -> int:
         applied: dict[str, int] = dict.fromkeys((p.name for p in behind), 0)
         started_behind = list(behind)
@@ -267,7 +271,8 @@ class Projector:
                 raise self._timeout(behind, positions, target)
             after = min(positions.get(projection.name, 0) for projection in behind)
             try:
-                counts = self.apply_shared_batch(behind, target, lock_timeout, after)
+                counts = self.apply_shared_batch(behind, target, lock_timeout, after,
+                                                 read_ahead)
             except LockTimeoutError:
                 raise self._timeout(behind, positions, target) from None
             except Exception as error:
@@ -300,6 +305,16 @@ class Projector:
         if failures:
             raise name_failed_models(failures[0], failed_names)
         return sum(applied.values())
+
+    def _read_ahead(self, deadline: float | None) -> AbstractContextManager[ReadAhead | None]:
+        """Return a reader of the next batch for a catch-up without a deadline, else None.
+
+        A request's catch-up, which has a deadline, mostly applies one
+        small batch, and a thread would only add to its time.
+        """
+        if deadline is not None:
+            return nullcontext(None)
+        return ReadAhead(partial(self.read_batch, decode_events=True))
 
     def _drop_query_indexes(self, projections: Sequence[Projection]) -> list[Projection]:
         """Drop the query-only indexes of the read models still at position zero; return those."""
@@ -412,6 +427,7 @@ class Projector:
         target: int,
         lock_timeout: float | None = None,
         after: int | None = None,
+        read_ahead: ReadAhead | None = None,
     ) -> dict[str, tuple[int, int]]:
         """Apply the next batch of events up to `target` to several read models at once.
 
@@ -427,17 +443,23 @@ class Projector:
         sets cannot wait for each other in a cycle. It re-reads the
         positions under the locks. Each model
         receives only the events past its own position. A model found
-        behind `after` is left for a later batch. Returns each model's
-        count of applied events and position.
+        behind `after` is left for a later batch. With `read_ahead`, the
+        batch comes from it when it read this range, and the next range is
+        read there while this one is applied. Returns each model's count
+        of applied events and position.
         """
         ordered = sorted(projections, key=lambda projection: projection.name)
         if after is None:
             known = self.positions()
             after = min(known.get(projection.name, 0) for projection in ordered)
-        notifications = self.ledger.recorder.select_notifications(
-            start=after, limit=self.batch_size, stop=target, inclusive_of_start=False
-        )
-        end = notifications[-1].id if notifications else target
+        batch = read_ahead.take(after, target) if read_ahead is not None else None
+        if batch is None:
+            batch = self.read_batch(after, target)
+        end = batch.end
+        if read_ahead is not None and end < target:
+            read_ahead.start(end, target)
+        notifications, events = batch.notifications, batch.events
+        del batch
         # A batch lost to a database crash goes with the position it moved
         # to, and is applied again from the ledger, so its commit need not
         # wait for the disk.
@@ -462,9 +484,11 @@ class Projector:
                 cursor.renew_connection()
             pending = deque(notifications)
             del notifications
+            decoded = deque(events or ())
+            del events
             while pending:
                 notification = pending.popleft()
-                event = decode(self.ledger, notification)
+                event = decoded.popleft() if decoded else decode(self.ledger, notification)
                 position, topic = notification.id, notification.topic
                 del notification
                 for projection in active:
@@ -482,6 +506,16 @@ class Projector:
                     (end, now, LIVE, projection.name),
                 )
         return {name: (counts[name], positions[name]) for name in positions}
+
+    def read_batch(self, after: int, target: int, decode_events: bool = False) -> Batch:
+        """Read the batch of notifications after `after`, decoding them if `decode_events`."""
+        notifications = self.ledger.recorder.select_notifications(
+            start=after, limit=self.batch_size, stop=target, inclusive_of_start=False
+        )
+        events = None
+        if decode_events:
+            events = decode_ahead(notifications, self.ledger.mapper.to_domain_event)
+        return Batch(after, target, notifications, events)
 
     @staticmethod
     def _positions_of(cursor: Cursor, names: Sequence[str]) -> dict[str, int]:

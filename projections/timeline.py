@@ -142,7 +142,9 @@ class TimelineProjection(Projection):
 
     @apply.register
     def _(self, event: Release.Created, cursor: Cursor, position: int) -> None:
-        instant = self._instant(cursor, event, position)
+        # A release's clock is written by its own events only, so a new
+        # release has none and the clock is not looked up.
+        instant = self._instant(cursor, event, position, new=True)
         self._start(cursor, event, position, instant, str(event.org_id), event.version_str)
 
     @apply.register
@@ -298,13 +300,16 @@ class TimelineProjection(Projection):
         self._states[release_id] = row
         return row
 
-    def _instant(self, cursor: Cursor, event: Any, position: int) -> int:
-        """Return the instant at which an event of a release takes effect, and remember it."""
+    def _instant(self, cursor: Cursor, event: Any, position: int, new: bool = False) -> int:
+        """Return the instant at which an event of a release takes effect, and remember it.
+
+        `new` tells that the event creates the release, which then has no clock yet.
+        """
         release_id = str(event.originator_id)
         timestamp = to_micros(event.timestamp)
         request_id = event.cause.request_id
         clock = self._clocks.get(release_id)
-        if clock is None:
+        if clock is None and not new:
             clock = cursor.execute(
                 f"SELECT position, request_id, instant FROM {CLOCKS} WHERE release_id = %s",
                 (release_id,),
