@@ -29,8 +29,8 @@ from domain.release import Release
 from projections.database import LARGE_RESULT_BYTES, Cursor, Row
 from projections.event_data import (
     aggregate_kind,
-    event_data,
     event_fields,
+    event_shape,
     event_type,
     id_text,
     referenced_ids,
@@ -280,8 +280,9 @@ class AuditProjection(Projection):
     def _record(self, event: DomainEvent, cursor: Cursor, position: int, subject: Subject) -> None:
         if subject.org_id is None:
             return
-        fields = event_fields(event)
-        public_ids = self._public_ids(cursor, referenced_ids(fields))
+        values = vars(event)
+        shape = event_shape(event)
+        public_ids = self._public_ids(cursor, shape.referenced_ids(values))
         cause = getattr(event, "cause", None) or Cause("system")
         is_release = subject.kind == "release"
         type_name = event_type(event)
@@ -292,7 +293,7 @@ class AuditProjection(Projection):
             cause.actor_type, cause.actor_id, cause.actor_email,
             cause.actor_email.lower() if cause.actor_email else None, cause.request_id,
             to_text(event.timestamp), to_micros(event.timestamp),
-            to_json(event_data(fields, public_ids)),
+            to_json(shape.render(values, public_ids)),
         )
         if is_release:
             self._lifetimes.setdefault((subject.id, subject.public_id), []).append(
@@ -318,6 +319,8 @@ class AuditProjection(Projection):
         return None if row is None else self._remember(row)
 
     def _public_ids(self, cursor: Cursor, subject_ids: set[str]) -> dict[str, str]:
+        if not subject_ids:
+            return {}
         known: dict[str, Subject] = {}
         for subject_id in subject_ids:
             subject = self._subjects.get(subject_id) or self._stored.get(subject_id)
