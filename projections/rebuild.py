@@ -16,10 +16,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import zip_longest
 from typing import Any
 
 from eventsourcing.application import Application
+from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification
 
 from domain.errors import LedgerError
@@ -29,6 +31,7 @@ from projections.projector import (
     LIVE,
     POSITIONS_TABLE,
     REBUILDING,
+    apply_event,
     apply_notification,
     create_positions_table,
     end_batch,
@@ -36,6 +39,7 @@ from projections.projector import (
     now_text,
     record_failure,
 )
+from projections.read_ahead import Batch, ReadAhead, decode_ahead
 
 COPY_PREFIX = "rebuild_"
 COPY_SUFFIX = ":rebuild"
@@ -252,23 +256,40 @@ class Rebuild:
             )
 
     def _replay(self) -> None:
-        """Apply batches until the copy is within one batch of the head."""
-        while True:
-            head = self.head()
-            position = self._apply_batch(head, fast_commit=True)
-            self.report(self._progress(position, head))
-            if head - position <= self.batch_size:
-                return
-            if self.pause:
-                time.sleep(self.pause)
+        """Apply batches until the copy is within one batch of the head.
 
-    def _apply_batch(self, target: int, *, fast_commit: bool) -> int:
+        The next batch is read and decoded in a thread while the current
+        one is applied, as in a projector's catch-up. The head is read
+        again only once the copy is within one batch of the last one read,
+        so that the batch read ahead is for the range that comes next.
+        """
+        with ReadAhead(partial(self._read_batch, decode_events=True)) as read_ahead:
+            head = self.head()
+            while True:
+                position = self._apply_batch(head, fast_commit=True, read_ahead=read_ahead)
+                self.report(self._progress(position, head))
+                if head - position <= self.batch_size:
+                    head = self.head()
+                    if head - position <= self.batch_size:
+                        return
+                if self.pause:
+                    time.sleep(self.pause)
+
+    def _apply_batch(
+        self, target: int, *, fast_commit: bool, read_ahead: ReadAhead | None = None
+    ) -> int:
         # The events are read before the write transaction. On SQLite it
         # holds the database's write lock, and appends waiting for that lock
         # can hold every event store connection that the read would need.
         with self.database.transaction() as cursor:
             start = self._copy_position(cursor)
-        read = (start, self._read(start, target, self.batch_size)) if start < target else None
+        read = None
+        if start < target:
+            read = read_ahead.take(start, target) if read_ahead is not None else None
+            if read is None:
+                read = self._read_batch(start, target)
+            if read_ahead is not None and len(read.notifications) == self.batch_size:
+                read_ahead.start(read.end, target)
         with self.database.transaction(write=True, pipeline=True) as cursor:
             self.database.lock(cursor, self.copy_name)
             if fast_commit and self.database.dialect == "postgresql":
@@ -277,35 +298,47 @@ class Rebuild:
                 cursor.execute("SET LOCAL synchronous_commit = off")
             return self._apply_events(cursor, target, self.batch_size, read)
 
-    def _read(self, position: int, target: int, limit: int) -> Sequence[Notification]:
+    def _read(self, position: int, target: int, limit: int) -> list[Notification]:
         return self.ledger.recorder.select_notifications(
             start=position, limit=limit, stop=target, inclusive_of_start=False
         )
+
+    def _read_batch(self, position: int, target: int, decode_events: bool = False) -> Batch:
+        notifications = self._read(position, target, self.batch_size)
+        events = None
+        if decode_events:
+            events = decode_ahead(notifications, self.ledger.mapper.to_domain_event)
+        return Batch(position, target, notifications, events)
 
     def _apply_events(
         self,
         cursor: Cursor,
         target: int,
         limit: int,
-        read: tuple[int, Sequence[Notification]] | None = None,
+        read: Batch | None = None,
     ) -> int:
         """Apply up to `limit` events after the copy's position; return the new position.
 
-        `read` contains events read beforehand, as (position they follow,
-        events). They are used if the copy is still at that position under
-        its lock, else the events are read again.
+        `read` is a batch read beforehand. It is used if the copy is still
+        at the position it follows under its lock, else the events are
+        read again.
         """
         position = self._copy_position(cursor)
         if position >= target:
             return position
-        if read is not None and read[0] == position:
-            notifications = read[1]
+        events: Sequence[DomainEvent | None] = ()
+        if read is not None and read.after == position:
+            notifications, events = read.notifications, read.events or ()
         else:
             notifications = self._read(position, target, limit)
         copy_cursor = CopyCursor(cursor, self.schema)
         self.projection.begin_batch()
-        for notification in notifications:
-            apply_notification(self.ledger, self.projection, copy_cursor, notification)
+        for notification, event in zip_longest(notifications, events):
+            if event is None:
+                apply_notification(self.ledger, self.projection, copy_cursor, notification)
+            else:
+                apply_event(self.projection, copy_cursor, event, notification.id,
+                            notification.topic)
         new_position = notifications[-1].id if len(notifications) == limit else target
         end_batch(self.projection, copy_cursor, position, new_position)
         cursor.execute(

@@ -19,7 +19,7 @@ from projections.read_ahead import DECODE_AHEAD_MAX_BYTES, Batch, ReadAhead, dec
 from projections.sqlite import SQLiteCursor
 from projections.timeline import CLOCKS, TimelineProjection
 from tests.builders import CAUSE
-from tests.read_models import head, project_ids
+from tests.read_models import head, project_ids, projection_named, rebuild, table_contents
 
 
 class Applied(Projection):
@@ -184,3 +184,16 @@ def test_new_release_reads_no_clock(services, world, monkeypatch):
 
     assert applied >= 12
     assert not [s for s in statements if CLOCKS in s and s.lstrip().startswith("SELECT")]
+
+
+def test_rebuild_reads_next_batch_ahead(services, world, monkeypatch):
+    add_teams(services, world, 12)
+    services.projector.catch_up()
+    before = table_contents(services, projection_named(services, "audit_v2"))
+    threads = threads_reading(services, monkeypatch)
+
+    position = rebuild(services, "audit_v2", batch_size=3)
+
+    assert position == head(services)
+    assert table_contents(services, projection_named(services, "audit_v2")) == before
+    assert any(name.startswith("read-ahead") for name in threads)
