@@ -64,8 +64,11 @@ def decode_ahead(
         return None
     try:
         return [decode(notification) for notification in notifications]
-    except Exception:
+    except Exception as error:
         # The projector meets the same error when it decodes the event, and reports it.
+        logger.debug("decoding ahead failed", extra={
+            "after": notifications[0].id - 1, "error": str(error),
+        })
         return None
 
 

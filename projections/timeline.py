@@ -303,7 +303,7 @@ class TimelineProjection(Projection):
     def _instant(self, cursor: Cursor, event: Any, position: int, new: bool = False) -> int:
         """Return the instant at which an event of a release takes effect, and remember it.
 
-        `new` tells that the event creates the release, which then has no clock yet.
+        `new` is true when the event creates the release, which then has no clock yet.
         """
         release_id = str(event.originator_id)
         timestamp = to_micros(event.timestamp)

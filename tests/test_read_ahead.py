@@ -23,7 +23,7 @@ from tests.read_models import head, project_ids, projection_named, rebuild, tabl
 
 
 class Applied(Projection):
-    """Stores the position of every event it is given, and keeps them in order in memory."""
+    """A read model that stores the position of each event, and lists them in memory too."""
 
     name = "applied_v1"
     create_statements = ("CREATE TABLE IF NOT EXISTS applied_v1_rows (position BIGINT)",)
