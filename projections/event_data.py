@@ -111,9 +111,14 @@ def referenced_ids(fields: Mapping[str, Any]) -> set[str]:
     ids: set[str] = set()
     for name, value in fields.items():
         if is_reference(name):
-            values = value if isinstance(value, (list, tuple)) else [value]
-            ids.update(id_text(item) for item in values if isinstance(item, (UUID, str)))
+            _add_ids(ids, value)
     return ids
+
+
+def _add_ids(ids: set[str], value: Any) -> None:
+    """Add the text of the aggregate ids in one reference field's value to `ids`."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    ids.update(id_text(item) for item in values if isinstance(item, (UUID, str)))
 
 
 def render(value: Any, public_ids: Mapping[str, str], *, reference: bool = False) -> Any:
@@ -186,11 +191,7 @@ class EventShape:
         """Return the text of every aggregate id in the reference fields of `values`."""
         ids: set[str] = set()
         for name in self.references:
-            value = values[name]
-            if isinstance(value, (list, tuple)):
-                ids.update(id_text(item) for item in value if isinstance(item, (UUID, str)))
-            elif isinstance(value, (UUID, str)):
-                ids.add(id_text(value))
+            _add_ids(ids, values[name])
         return ids
 
     def render(self, values: Mapping[str, Any], public_ids: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from eventsourcing.utils import get_topic
 
 from projections.database import LARGE_RESULT_BYTES, Cursor, Database, LockTimeoutError
 from projections.projection import Projection, index_name
-from projections.read_ahead import Batch, ReadAhead, decode_ahead
+from projections.read_ahead import Batch, ReadAhead, read_batch
 
 logger = logging.getLogger(__name__)
 
@@ -444,8 +444,8 @@ class Projector:
         positions under the locks. Each model
         receives only the events past its own position. A model found
         behind `after` is left for a later batch. With `read_ahead`, the
-        batch comes from it when it read this range, and the next range is
-        read there while this one is applied. Returns each model's count
+        batch is taken from it when it read this range, and it reads the
+        next range while this one is applied. Returns each model's count
         of applied events and position.
         """
         ordered = sorted(projections, key=lambda projection: projection.name)
@@ -509,13 +509,7 @@ class Projector:
 
     def read_batch(self, after: int, target: int, decode_events: bool = False) -> Batch:
         """Read the batch of notifications after `after`, decoding them if `decode_events`."""
-        notifications = self.ledger.recorder.select_notifications(
-            start=after, limit=self.batch_size, stop=target, inclusive_of_start=False
-        )
-        events = None
-        if decode_events:
-            events = decode_ahead(notifications, self.ledger.mapper.to_domain_event)
-        return Batch(after, target, notifications, events)
+        return read_batch(self.ledger, after, target, self.batch_size, decode_events)
 
     @staticmethod
     def _positions_of(cursor: Cursor, names: Sequence[str]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification
 
@@ -50,6 +51,21 @@ class Batch:
     def end(self) -> int:
         """Return the position the read models reach once the batch is applied."""
         return self.notifications[-1].id if self.notifications else self.target
+
+
+def read_batch(
+    ledger: Application, after: int, target: int, limit: int, decode_events: bool = False
+) -> Batch:
+    """Read up to `limit` notifications after position `after`, up to `target`.
+
+    With `decode_events`, the batch carries their events too, unless
+    `decode_ahead` leaves them to be decoded one at a time.
+    """
+    notifications = ledger.recorder.select_notifications(
+        start=after, limit=limit, stop=target, inclusive_of_start=False
+    )
+    events = decode_ahead(notifications, ledger.mapper.to_domain_event) if decode_events else None
+    return Batch(after, target, notifications, events)
 
 
 def decode_ahead(

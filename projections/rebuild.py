@@ -39,7 +39,7 @@ from projections.projector import (
     now_text,
     record_failure,
 )
-from projections.read_ahead import Batch, ReadAhead, decode_ahead
+from projections.read_ahead import Batch, ReadAhead, read_batch
 
 COPY_PREFIX = "rebuild_"
 COPY_SUFFIX = ":rebuild"
@@ -304,11 +304,7 @@ class Rebuild:
         )
 
     def _read_batch(self, position: int, target: int, decode_events: bool = False) -> Batch:
-        notifications = self._read(position, target, self.batch_size)
-        events = None
-        if decode_events:
-            events = decode_ahead(notifications, self.ledger.mapper.to_domain_event)
-        return Batch(position, target, notifications, events)
+        return read_batch(self.ledger, position, target, self.batch_size, decode_events)
 
     def _apply_events(
         self,

@@ -36,6 +36,7 @@ from projections.releases import (
     LINKED_COLUMN,
     _authors,
     _last_commit,
+    deploy_summary,
     page_in_list_order,
     split_links,
     split_links_and_counts,
@@ -199,14 +200,8 @@ class TimelineProjection(Projection):
 
     @apply.register
     def _(self, event: Release.DeployRecorded, cursor: Cursor, position: int) -> None:
-        deploy = {
-            "id": str(position),
-            "environment": event.environment,
-            "name": event.name,
-            "url": event.url,
-            "dateStarted": to_text(event.date_started),
-            "dateFinished": to_text(event.date_finished),
-        }
+        deploy = deploy_summary(position, event.environment, event.name, event.url,
+                                event.date_started, event.date_finished)
         current = self._current(cursor, str(event.originator_id))
         self._revise(cursor, event, position, deploy_count=current["deploy_count"] + 1,
                      last_deploy=to_json(deploy))

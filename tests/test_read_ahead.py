@@ -158,7 +158,8 @@ def test_batch_of_other_range_is_dropped():
         read_ahead.start(6, 10)
         batch = read_ahead.take(6, 10)
 
-    assert batch is not None and batch.end == 7
+    assert batch is not None
+    assert batch.end == 7
     assert reads[-1] == 6
 
 
