@@ -87,6 +87,12 @@ class AuditProjection(Projection):
         " data TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_org ON {EVENTS} (org_id, position)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_subject ON {EVENTS} (subject_id, position)",
+        # A release's history reads through the subject index, and the
+        # handler of ProjectAdded through the lifetime index. A lifetime is
+        # the position of the event that began it, so a replay adds entries
+        # near the end of this index, where subject ids land all over theirs.
+        f"CREATE INDEX IF NOT EXISTS {EVENTS}_lifetime ON {EVENTS} (lifetime, position)"
+        " WHERE lifetime IS NOT NULL",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_type ON {EVENTS} (org_id, type, position)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_actor ON {EVENTS} (org_id, actor_id, position)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_email"
@@ -109,6 +115,7 @@ class AuditProjection(Projection):
 
     query_indexes = frozenset((
         f"{EVENTS}_org",
+        f"{EVENTS}_subject",
         f"{EVENTS}_type",
         f"{EVENTS}_actor",
         f"{EVENTS}_email",
@@ -226,12 +233,13 @@ class AuditProjection(Projection):
             for event_position, type_name in held_back:
                 self._new_event_projects.add(project_id, event_position, type_name)
             if not held_back or stored_before > subject.public_id:
+                # No other lifetime of any release has the same number.
                 cursor.execute(
                     f"INSERT INTO {EVENT_PROJECTS} (project_id, position, type)"
                     f" SELECT %s, position, type FROM {EVENTS}"
-                    " WHERE subject_id = %s AND lifetime = %s AND position < %s"
+                    " WHERE lifetime = %s AND position < %s"
                     " ON CONFLICT (project_id, position) DO NOTHING",
-                    (project_id, release_id, subject.public_id, stored_before),
+                    (project_id, subject.public_id, stored_before),
                 )
 
     @apply.register

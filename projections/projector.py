@@ -310,9 +310,10 @@ class Projector:
         """Return a reader of the next batch for a catch-up without a deadline, else None.
 
         A request's catch-up, which has a deadline, mostly applies one
-        small batch, and a thread would only add to its time.
+        small batch, and a thread would only add to its time. A database
+        whose `reads_ahead` is false gets none either.
         """
-        if deadline is not None:
+        if deadline is not None or not self.database.reads_ahead:
             return nullcontext(None)
         return ReadAhead(partial(self.read_batch, decode_events=True))
 

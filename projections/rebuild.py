@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import zip_longest
@@ -258,12 +259,16 @@ class Rebuild:
     def _replay(self) -> None:
         """Apply batches until the copy is within one batch of the head.
 
-        The next batch is read and decoded in a thread while the current
-        one is applied, as in a projector's catch-up. The head is read
-        again only once the copy is within one batch of the last one read,
-        so that the batch read ahead is for the range that comes next.
+        Where the database `reads_ahead`, the next batch is read and
+        decoded in a thread while the current one is applied, as in a
+        projector's catch-up. The head is read again only once the copy is
+        within one batch of the last one read, so that the batch read
+        ahead is for the range that comes next.
         """
-        with ReadAhead(partial(self._read_batch, decode_events=True)) as read_ahead:
+        reader: AbstractContextManager[ReadAhead | None] = nullcontext(None)
+        if self.database.reads_ahead:
+            reader = ReadAhead(partial(self._read_batch, decode_events=True))
+        with reader as read_ahead:
             head = self.head()
             while True:
                 position = self._apply_batch(head, fast_commit=True, read_ahead=read_ahead)

@@ -11,6 +11,7 @@ import pytest
 
 import projections.postgres
 from api.services import Services
+from domain.application import ReleaseChanges
 from projections import projector as projector_module
 from projections.postgres import INDEX_BUILDERS
 from projections.projection import Projection, index_name
@@ -18,7 +19,14 @@ from projections.projector import POSITIONS_TABLE, Projector
 from projections.rebuild import COPY_PREFIX
 from projections.registry import all_projections
 from tests.builders import CAUSE, build_world
-from tests.read_models import all_contents, projection_named, rebuild, record_history
+from tests.read_models import (
+    all_contents,
+    org_id,
+    project_ids,
+    projection_named,
+    rebuild,
+    record_history,
+)
 from tests.rebuild import wait_for_positions
 from tests.test_runner import running, wait_until
 
@@ -191,6 +199,58 @@ def filled_audit(services) -> Projection:
     record_history(services)
     services.projector.catch_up()
     return projection_named(services, "audit_v2")
+
+
+class RecordingCursor:
+    """A cursor that keeps every statement it executes, with its parameters."""
+
+    def __init__(self, cursor) -> None:
+        self.cursor = cursor
+        self.executed: list[tuple[str, tuple]] = []
+
+    def execute(self, statement, params=()):
+        self.executed.append((statement, tuple(params)))
+        return self.cursor.execute(statement, params)
+
+    def __getattr__(self, name):
+        return getattr(self.cursor, name)
+
+
+def test_project_backfill_uses_an_index(services, world):
+    # A fill drops the query indexes, and a project added to a release of
+    # an earlier batch still copies the release's stored events for the
+    # project filter. Without an index that read scans the whole table.
+    audit = filled_audit(services)
+    organization, (api,) = org_id(services), project_ids(services, "api")
+    services.ledger.update_release(organization, "app@2.0",
+                                   ReleaseChanges(project_ids=[api]), CAUSE)
+    notification = services.ledger.recorder.select_notifications(
+        start=services.projector.head(), limit=1)[0]
+    event = services.ledger.mapper.to_domain_event(notification)
+    with services.database.transaction(write=True) as cursor:
+        for name in audit.query_indexes:
+            cursor.execute(f"DROP INDEX {name}")
+        recording = RecordingCursor(cursor)
+        audit.begin_batch()
+        audit.apply(event, recording, notification.id)
+        statement, params = next((statement, params) for statement, params in recording.executed
+                                 if "SELECT %s, position, type FROM" in statement)
+        select = statement[statement.index("SELECT"):statement.index(" ON CONFLICT")]
+        plan = explain(services, cursor, select, params)
+
+    # The index finds the lifetime's rows, instead of a scan by position filtering them.
+    assert "lifetime=?" in plan or "Index Cond: ((lifetime = " in plan
+    assert "Filter" not in plan
+
+
+def explain(services, cursor, statement: str, params: tuple) -> str:
+    """Return the plan of `statement` as text, preferring indexes on PostgreSQL's small tables."""
+    if services.settings.backend == "postgresql":
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        rows = cursor.execute(f"EXPLAIN {statement}", params).fetchall()
+    else:
+        rows = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+    return " ".join(str(row) for row in rows)
 
 
 def test_analyze_leaves_out_unanalyzed_columns(services, world):

@@ -75,6 +75,7 @@ def new_projector(services, batch_size: int = 3) -> tuple[Projector, Applied]:
 
 def test_next_batch_read_in_thread(services, world, monkeypatch):
     add_teams(services, world, 12)
+    monkeypatch.setattr(services.database, "reads_ahead", True)
     projector, projection = new_projector(services)
     threads = threads_reading(services, monkeypatch)
 
@@ -88,6 +89,7 @@ def test_next_batch_read_in_thread(services, world, monkeypatch):
 
 def test_failed_read_ahead_is_read_again(services, world, monkeypatch):
     add_teams(services, world, 12)
+    monkeypatch.setattr(services.database, "reads_ahead", True)
     projector, _ = new_projector(services)
     threads = threads_reading(services, monkeypatch, fail_in="read-ahead")
 
@@ -95,6 +97,19 @@ def test_failed_read_ahead_is_read_again(services, world, monkeypatch):
 
     assert stored_positions(services) == list(range(1, head(services) + 1))
     assert any(name.startswith("read-ahead") for name in threads)
+
+
+def test_only_postgresql_reads_ahead(services, world, monkeypatch):
+    # SQLite's inserts waited for the decoding thread row by row.
+    add_teams(services, world, 12)
+    projector, _ = new_projector(services)
+    threads = threads_reading(services, monkeypatch)
+
+    projector.catch_up()
+    rebuild(services, "directory_v2", batch_size=3)
+
+    read_ahead = any(name.startswith("read-ahead") for name in threads)
+    assert read_ahead == (services.settings.backend == "postgresql")
 
 
 def test_catch_up_with_deadline_reads_inline(services, world, monkeypatch):
@@ -191,6 +206,7 @@ def test_rebuild_reads_next_batch_ahead(services, world, monkeypatch):
     add_teams(services, world, 12)
     services.projector.catch_up()
     before = table_contents(services, projection_named(services, "audit_v2"))
+    monkeypatch.setattr(services.database, "reads_ahead", True)
     threads = threads_reading(services, monkeypatch)
 
     position = rebuild(services, "audit_v2", batch_size=3)
