@@ -54,9 +54,12 @@ def format_datetime(value: datetime) -> str:
     """
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # isoformat is several times faster than strftime, which counts in a replay.
-    # Its first 26 characters are the same text without the UTC offset.
-    return value.isoformat(timespec="microseconds")[:26] + "Z"
+    # A replay formats every event's time. % formatting took half the time
+    # of isoformat, and a third of that of strftime and of an f-string.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.microsecond,
+    )
 
 
 def parse_stored_datetime(text: str) -> datetime:

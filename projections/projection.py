@@ -16,6 +16,7 @@ from domain.dates import format_datetime
 from projections.database import Cursor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 _INDEX_NAME = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)",
                          re.IGNORECASE)
 Value = TypeVar("Value")
@@ -144,7 +145,7 @@ def to_micros(value: datetime | None) -> int | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return (value - EPOCH) // timedelta(microseconds=1)
+    return (value - EPOCH) // MICROSECOND
 
 
 def to_text(value: datetime | None) -> str | None:
