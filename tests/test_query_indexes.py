@@ -243,6 +243,26 @@ def test_project_backfill_uses_an_index(services, world):
     assert "Filter" not in plan
 
 
+def test_sqlite_sorts_index_builds_on_threads(services, world):
+    if services.settings.backend != "sqlite":
+        pytest.skip("PostgreSQL builds indexes on connections of their own.")
+    during: list[int] = []
+
+    class Probe(RecordingCursor):
+        def execute(self, statement, params=()):
+            if statement == "CREATE INDEX probe":
+                during.append(self.cursor.execute("PRAGMA threads").fetchone()["threads"])
+                return self
+            return super().execute(statement, params)
+
+    with services.database.transaction(write=True) as cursor:
+        services.database.build_indexes(Probe(cursor), ["CREATE INDEX probe"])
+        after = cursor.execute("PRAGMA threads").fetchone()["threads"]
+
+    assert during == [2]
+    assert after == 0
+
+
 def explain(services, cursor, statement: str, params: tuple) -> str:
     """Return the plan of `statement` as text, preferring indexes on PostgreSQL's small tables."""
     if services.settings.backend == "postgresql":
