@@ -54,8 +54,8 @@ def format_datetime(value: datetime) -> str:
     """
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    # A replay formats every event's time. % formatting took half the time
-    # of isoformat, and a third of that of strftime and of an f-string.
+    # A replay formats every event's time. % formatting took about half
+    # the time of isoformat, strftime or an f-string.
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
         value.year, value.month, value.day, value.hour, value.minute, value.second,
         value.microsecond,

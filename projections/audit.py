@@ -89,8 +89,9 @@ class AuditProjection(Projection):
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_subject ON {EVENTS} (subject_id, position)",
         # A release's history reads through the subject index, and the
         # handler of ProjectAdded through the lifetime index. A lifetime is
-        # the position of the event that began it, so a replay adds entries
-        # near the end of this index, where subject ids land all over theirs.
+        # the position of the event that began it, and most events belong to
+        # recent lifetimes. A replay adds their entries mostly near the end
+        # of this index, where subject ids land all over theirs.
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_lifetime ON {EVENTS} (lifetime, position)"
         " WHERE lifetime IS NOT NULL",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_type ON {EVENTS} (org_id, type, position)",

@@ -13,6 +13,7 @@ next range is the one guessed and dropped otherwise, and committed events
 never change, so a batch read early is the same as one read late. Any
 error of the thread is dropped with its batch: the projector then reads
 the range itself, where the error is raised and handled as it always is.
+Databases whose `reads_ahead` is false, SQLite's, skip the thread.
 """
 
 from __future__ import annotations

@@ -363,8 +363,10 @@ class Rebuild:
     def _create_query_indexes(self) -> None:
         with self.database.transaction(write=True) as cursor:
             self.database.lock(cursor, self.copy_name)
-            for statement in self.projection.query_index_statements:
-                cursor.execute(self.schema.rewrite(statement))
+            self.database.build_indexes(cursor, [
+                self.schema.rewrite(statement)
+                for statement in self.projection.query_index_statements
+            ])
 
     def _switch(self) -> int:
         """Catch the copy up under the live model's lock and make it the live model."""

@@ -131,11 +131,13 @@ class SQLiteDatabase(Database):
 
     def build_indexes(self, cursor: Cursor, statements: Sequence[str]) -> None:
         """Run CREATE INDEX statements on `cursor`, sorting on INDEX_BUILD_THREADS threads."""
+        row = cursor.execute("PRAGMA threads").fetchone()
+        previous = row["threads"] if row else 0
         cursor.execute(f"PRAGMA threads = {INDEX_BUILD_THREADS}")
         try:
             super().build_indexes(cursor, statements)
         finally:
-            cursor.execute("PRAGMA threads = 0")
+            cursor.execute(f"PRAGMA threads = {int(previous)}")
 
     def lock(self, cursor: Cursor, name: str) -> None:
         """Nothing to do: a write transaction already holds SQLite's only write lock."""

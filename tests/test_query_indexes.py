@@ -263,6 +263,26 @@ def test_sqlite_sorts_index_builds_on_threads(services, world):
     assert after == 0
 
 
+def test_rebuild_builds_indexes_through_database(services, world, monkeypatch):
+    # The database's own index builder sorts on threads or connections of its own.
+    record_history(services)
+    services.projector.catch_up()
+    built: list[str] = []
+    build_indexes = services.database.build_indexes
+
+    def recorded(cursor, statements):
+        built.extend(statements)
+        build_indexes(cursor, statements)
+
+    monkeypatch.setattr(services.database, "build_indexes", recorded)
+
+    rebuild(services, "audit_v2")
+
+    names = {index_name(statement) for statement in built}
+    assert names == {f"{COPY_PREFIX}{name}" for name in
+                     projection_named(services, "audit_v2").query_indexes}
+
+
 def explain(services, cursor, statement: str, params: tuple) -> str:
     """Return the plan of `statement` as text, preferring indexes on PostgreSQL's small tables."""
     if services.settings.backend == "postgresql":
