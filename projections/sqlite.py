@@ -191,11 +191,15 @@ class SQLiteDatabase(Database):
     def rename_index(
         self, cursor: Cursor, old: str, new: str, create_statement: str | None
     ) -> None:
-        """Drop `old` and create `new`, because SQLite cannot rename an index."""
+        """Drop `old` and build `new`, because SQLite cannot rename an index.
+
+        A rebuild's switch does this for every index while it holds the
+        live model's lock, so the build sorts on threads as fills do.
+        """
         if create_statement is None:
             raise ValueError(f"Index {old!r} cannot be renamed to {new!r} without its statement.")
         cursor.execute(f"DROP INDEX {old}")
-        cursor.execute(create_statement)
+        self.build_indexes(cursor, [create_statement])
 
     def close(self) -> None:
         with self._connections_lock:

@@ -278,9 +278,14 @@ def test_rebuild_builds_indexes_through_database(services, world, monkeypatch):
 
     rebuild(services, "audit_v2")
 
+    audit = projection_named(services, "audit_v2")
     names = {index_name(statement) for statement in built}
-    assert names == {f"{COPY_PREFIX}{name}" for name in
-                     projection_named(services, "audit_v2").query_indexes}
+    copies = {name for name in names if name.startswith(COPY_PREFIX)}
+    assert copies == {f"{COPY_PREFIX}{name}" for name in audit.query_indexes}
+    # SQLite cannot rename an index, so the switch builds each one again.
+    if services.settings.backend == "sqlite":
+        every_index = {index_name(statement) for statement in audit.create_statements}
+        assert names - copies == every_index - {None}
 
 
 def explain(services, cursor, statement: str, params: tuple) -> str:
