@@ -20,7 +20,7 @@ from eventsourcing.utils import get_topic
 
 from projections.database import LARGE_RESULT_BYTES, Cursor, Database, LockTimeoutError
 from projections.projection import Projection, index_name
-from projections.read_ahead import Batch, ReadAhead, read_batch
+from projections.read_ahead import Batch, ReadAhead, next_batch, read_ahead_if, read_batch
 
 logger = logging.getLogger(__name__)
 
@@ -313,9 +313,8 @@ class Projector:
         small batch, and a thread would only add to its time. A database
         whose `reads_ahead` is false gets none either.
         """
-        if deadline is not None or not self.database.reads_ahead:
-            return nullcontext(None)
-        return ReadAhead(partial(self.read_batch, decode_events=True))
+        enabled = deadline is None and self.database.reads_ahead
+        return read_ahead_if(enabled, partial(self.read_batch, decode_events=True))
 
     def _drop_query_indexes(self, projections: Sequence[Projection]) -> list[Projection]:
         """Drop the query-only indexes of the read models still at position zero; return those."""
@@ -453,12 +452,8 @@ class Projector:
         if after is None:
             known = self.positions()
             after = min(known.get(projection.name, 0) for projection in ordered)
-        batch = read_ahead.take(after, target) if read_ahead is not None else None
-        if batch is None:
-            batch = self.read_batch(after, target)
+        batch = next_batch(read_ahead, after, target, self.read_batch)
         end = batch.end
-        if read_ahead is not None and end < target:
-            read_ahead.start(end, target)
         notifications, events = batch.notifications, batch.events
         del batch
         # A batch lost to a database crash goes with the position it moved

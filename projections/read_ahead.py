@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from eventsourcing.application import Application
@@ -128,3 +129,26 @@ class ReadAhead:
             # The projector reads the range itself and handles the error it meets there.
             logger.debug("reading ahead failed", extra={"after": after, "error": str(error)})
             return None
+
+
+def read_ahead_if(
+    enabled: bool, read: Callable[[int, int], Batch]
+) -> AbstractContextManager[ReadAhead | None]:
+    """Return a ReadAhead of `read` when `enabled`, else a context that gives None."""
+    return ReadAhead(read) if enabled else nullcontext(None)
+
+
+def next_batch(
+    read_ahead: ReadAhead | None, after: int, target: int, read: Callable[[int, int], Batch]
+) -> Batch:
+    """Return the batch after `after`: the one read ahead for this range, else `read`'s.
+
+    When the batch stops short of `target`, `read_ahead` starts reading
+    the range after it.
+    """
+    batch = read_ahead.take(after, target) if read_ahead is not None else None
+    if batch is None:
+        batch = read(after, target)
+    if read_ahead is not None and batch.end < target:
+        read_ahead.start(batch.end, target)
+    return batch

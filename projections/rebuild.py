@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import zip_longest
@@ -40,7 +39,7 @@ from projections.projector import (
     now_text,
     record_failure,
 )
-from projections.read_ahead import Batch, ReadAhead, read_batch
+from projections.read_ahead import Batch, ReadAhead, next_batch, read_ahead_if, read_batch
 
 COPY_PREFIX = "rebuild_"
 COPY_SUFFIX = ":rebuild"
@@ -265,9 +264,8 @@ class Rebuild:
         within one batch of the last one read, so that the batch read
         ahead is for the range that comes next.
         """
-        reader: AbstractContextManager[ReadAhead | None] = nullcontext(None)
-        if self.database.reads_ahead:
-            reader = ReadAhead(partial(self._read_batch, decode_events=True))
+        reader = read_ahead_if(self.database.reads_ahead,
+                               partial(self._read_batch, decode_events=True))
         with reader as read_ahead:
             head = self.head()
             while True:
@@ -288,13 +286,7 @@ class Rebuild:
         # can hold every event store connection that the read would need.
         with self.database.transaction() as cursor:
             start = self._copy_position(cursor)
-        read = None
-        if start < target:
-            read = read_ahead.take(start, target) if read_ahead is not None else None
-            if read is None:
-                read = self._read_batch(start, target)
-            if read_ahead is not None and len(read.notifications) == self.batch_size:
-                read_ahead.start(read.end, target)
+        read = next_batch(read_ahead, start, target, self._read_batch) if start < target else None
         with self.database.transaction(write=True, pipeline=True) as cursor:
             self.database.lock(cursor, self.copy_name)
             if fast_commit and self.database.dialect == "postgresql":
