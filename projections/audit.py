@@ -87,11 +87,8 @@ class AuditProjection(Projection):
         " data TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_org ON {EVENTS} (org_id, position)",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_subject ON {EVENTS} (subject_id, position)",
-        # A release's history reads through the subject index, and the
-        # handler of ProjectAdded through the lifetime index. A lifetime is
-        # the position of the event that began it, and most events belong to
-        # recent lifetimes. A replay adds their entries mostly near the end
-        # of this index, where subject ids land all over theirs.
+        # The ProjectAdded handler reads through the lifetime index, whose
+        # keys, mostly recent positions, a replay appends near its end.
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_lifetime ON {EVENTS} (lifetime, position)"
         " WHERE lifetime IS NOT NULL",
         f"CREATE INDEX IF NOT EXISTS {EVENTS}_type ON {EVENTS} (org_id, type, position)",

@@ -88,7 +88,7 @@ class Database(ABC):
     """A connection source for read-model tables."""
 
     dialect: str
-    # Whether a catch-up without a deadline reads the next batch on a
+    # True when a catch-up without a deadline reads the next batch on a
     # second thread while it applies the current one.
     reads_ahead: bool = True
 

@@ -202,7 +202,7 @@ def filled_audit(services) -> Projection:
 
 
 class RecordingCursor:
-    """A cursor that keeps every statement it executes, with its parameters."""
+    """Cursor wrapper that records every statement it executes, with its parameters."""
 
     def __init__(self, cursor) -> None:
         self.cursor = cursor
@@ -217,9 +217,8 @@ class RecordingCursor:
 
 
 def test_project_backfill_uses_an_index(services, world):
-    # A fill drops the query indexes, and a project added to a release of
-    # an earlier batch still copies the release's stored events for the
-    # project filter. Without an index that read scans the whole table.
+    # During a fill, with the query indexes dropped, adding a project to a
+    # stored release copies its events, which must not scan the table.
     audit = filled_audit(services)
     organization, (api,) = org_id(services), project_ids(services, "api")
     services.ledger.update_release(organization, "app@2.0",
