@@ -22,7 +22,7 @@ from urllib.parse import quote
 from psycopg.conninfo import make_conninfo
 
 from bench import appends, baseline, datasets
-from bench.servers import memory_kib, projector, reset_peak
+from bench.servers import cpu_seconds, memory_kib, projector, reset_peak
 from bench.suite import MODELS, Bench, Dataset, collect, run_module, started_modules
 
 BACKENDS = ("postgresql", "sqlite")
@@ -230,6 +230,28 @@ for _percentile, _target in ((50, None), (99, at_most(3.0))):
                    " project's id, organization token with org:read, large ledger")
 
 
+def cpu_figure(name: str, endpoint: str, part: str, spender: str) -> None:
+    @figure(f"{name}_cpu_{part}", "ms",
+            f"CPU time {spender} used per request during the {name} loads, large ledger",
+            baseline="the same during the GET /healthz load")
+    def measure(bench: Bench, run: int) -> Sample:
+        cpu = read_latency(bench, "large", run)["cpu_ms"]
+        if cpu[endpoint][part] is None:
+            raise RuntimeError("PostgreSQL runs on another machine, so its CPU time is unknown.")
+        return Sample(cpu[endpoint][part], cpu["healthz"][part])
+
+
+# Where the time of a request goes. Client and server share the cores, so
+# CPU time per request bounds the latency under load.
+for _name, _endpoint in (("release_list_first_page", "list_first"), ("release_details", "details"),
+                         ("release_history", "history"),
+                         ("audit_log_filtered_page", "audit_filtered")):
+    for _part, _spender in (("web", "the gunicorn workers"),
+                            ("database", "PostgreSQL's processes of the bench database"),
+                            ("load", "the load generator")):
+        cpu_figure(_name, _endpoint, _part, _spender)
+
+
 def lag_figure(percentile: float, target: Target | None) -> None:
     @figure(f"projection_lag_p{percentile:g}", "ms",
             "time from a write's commit until every read model shows it, one projector process"
@@ -399,7 +421,7 @@ def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
             tokens["audit_filtered"] = directory.auditor_token
 
         server.reset_peaks()
-        result: dict[str, Any] = {}
+        result: dict[str, Any] = {"cpu_ms": {}}
         for endpoint, paths in endpoints.items():
             plan = {
                 "port": server.port,
@@ -411,7 +433,22 @@ def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
                 "token": tokens.get(endpoint, token),
                 "paths": paths,
             }
-            result[endpoint] = checked(bench.load(plan), endpoint)["latencies_ms"]
+            workers = server.worker_pids()
+            backends = bench.backend_pids()
+            web_before = cpu_seconds(workers)
+            database_before = cpu_seconds(backends or [])
+            load = checked(bench.load(plan), endpoint)
+            result[endpoint] = load["latencies_ms"]
+            # A database process that started during the load counts from zero.
+            if backends is not None:
+                backends = sorted(set(backends) | set(bench.backend_pids() or []))
+            requests = sum(load["statuses"].values())
+            result["cpu_ms"][endpoint] = {
+                "web": (cpu_seconds(workers) - web_before) * 1000 / requests,
+                "database": None if backends is None
+                else (cpu_seconds(backends) - database_before) * 1000 / requests,
+                "load": load["load_cpu_seconds"] * 1000 / requests,
+            }
         result["peak_mib"] = server.peak_mib()
         return result
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 RELEASE_LEDGER = Path(sys.executable).parent / "release-ledger"
 START_TIMEOUT_SECONDS = 60
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -48,6 +49,24 @@ def memory_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise LookupError(f"/proc/{pid}/status has no {field} line.")
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """Sum the user and system CPU time that the processes have used, in seconds.
+
+    A process that has exited counts as zero.
+    """
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        # The command name in brackets may contain spaces, so fields are
+        # counted after it. utime and stime are fields 14 and 15 in proc(5).
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS_PER_SECOND
 
 
 def reset_peak(pid: int) -> None:

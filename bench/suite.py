@@ -38,6 +38,8 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 MODELS = tuple(projection.name for projection in all_projections())
 LOADERS = 2
 LOAD_TIMEOUT_SECONDS = 600
+# Hosts that name a PostgreSQL server on this machine. None means a Unix socket.
+LOCAL_HOSTS = frozenset({None, "", "127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True)
@@ -235,8 +237,31 @@ class Bench:
         return self.server(key, "api.app:create_app()", environment, workers)
 
     def load(self, plan: dict[str, Any]) -> dict[str, Any]:
-        """Run the load generator in its own process and return its result."""
-        return run_module("bench.load", plan, timeout=plan["max_seconds"] + 120)
+        """Run the load generator in its own process and return its result.
+
+        The result also carries `load_cpu_seconds`, the CPU time the load
+        generator used.
+        """
+        before = os.times()
+        result = run_module("bench.load", plan, timeout=plan["max_seconds"] + 120)
+        after = os.times()
+        result["load_cpu_seconds"] = (after.children_user + after.children_system
+                                      - before.children_user - before.children_system)
+        return result
+
+    def backend_pids(self) -> list[int] | None:
+        """Return the pids of PostgreSQL's processes connected to the bench database.
+
+        None when the server is on another machine, where the pids name
+        processes this machine cannot see.
+        """
+        if urlsplit(self.admin_url).hostname not in LOCAL_HOSTS:
+            return None
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
+            ).fetchall()
+        return [pid for (pid,) in rows]
 
     def memo(self, key: tuple[Any, ...], measure: Callable[[], Any]) -> Any:
         """Return the measurement stored under `key`, measuring it on first use."""
