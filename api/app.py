@@ -21,7 +21,7 @@ from api.hooks.resources import ProjectHookToken, ReleaseHook
 from api.issues import IssueCollection, IssueDetail, ResolvedIssues
 from api.json_bodies import use_for_responses
 from api.logs import configure_logging
-from api.metrics import Metrics, MetricsMiddleware
+from api.metrics import Metrics, MetricsMiddleware, record_pool_usage
 from api.middleware import RequestIdMiddleware
 from api.openapi import OpenApiDocument
 from api.operations import operation
@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     use_for_responses(app)
     register_error_handlers(app)
     add_routes(app, services)
+    # Each gunicorn worker writes its pool gauges once it starts, so that
+    # /metrics counts the workers that have served no request yet.
+    record_pool_usage(services)
     return app
 
 

@@ -219,6 +219,23 @@ def test_metrics_add_up_across_workers(settings, services):
     )
 
 
+def test_pool_gauges_count_idle_workers(backend, settings, services):
+    if backend != "postgresql":
+        pytest.skip("SQLite has no connection pools.")
+    with gunicorn(settings, workers=2, env=SMALL_POOLS) as server:
+        wait_for_workers(server, 2)
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+            text = response.read().decode()
+
+    gauges = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    # Two workers with pools of at most two connections each.
+    assert gauges[("ledger_db_pool_max_connections", (("pool", "read_models"),))] == 4
+
+
 def wait_for_workers(server, count: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while sum(entry["message"] == "worker started" for entry in json_lines(server.log())) < count:
