@@ -237,7 +237,8 @@ def cpu_figure(name: str, endpoint: str, part: str, spender: str) -> None:
     def measure(bench: Bench, run: int) -> Sample:
         cpu = read_latency(bench, "large", run)["cpu_ms"]
         if cpu[endpoint][part] is None:
-            raise RuntimeError("PostgreSQL runs on another machine, so its CPU time is unknown.")
+            raise RuntimeError("BENCH_DATABASE_URL names no local host (127.0.0.1, localhost or a"
+                               " Unix socket), so PostgreSQL's CPU time is not read.")
         return Sample(cpu[endpoint][part], cpu["healthz"][part])
 
 

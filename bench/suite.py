@@ -252,8 +252,9 @@ class Bench:
     def backend_pids(self) -> list[int] | None:
         """Return the pids of PostgreSQL's processes connected to the bench database.
 
-        None when the server is on another machine, where the pids name
-        processes this machine cannot see.
+        None unless the admin URL names this machine (127.0.0.1, localhost
+        or a Unix socket), because another server's pids name processes
+        this machine cannot see.
         """
         if urlsplit(self.admin_url).hostname not in LOCAL_HOSTS:
             return None
