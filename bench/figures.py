@@ -22,7 +22,7 @@ from urllib.parse import quote
 from psycopg.conninfo import make_conninfo
 
 from bench import appends, baseline, datasets
-from bench.servers import cpu_seconds, memory_kib, projector, reset_peak
+from bench.servers import cpu_growth, cpu_seconds, memory_kib, projector, reset_peak
 from bench.suite import MODELS, Bench, Dataset, collect, run_module, started_modules
 
 BACKENDS = ("postgresql", "sqlite")
@@ -230,9 +230,9 @@ for _percentile, _target in ((50, None), (99, at_most(3.0))):
                    " project's id, organization token with org:read, large ledger")
 
 
-def cpu_figure(name: str, endpoint: str, part: str, spender: str) -> None:
+def cpu_figure(name: str, endpoint: str, part: str, processes: str) -> None:
     @figure(f"{name}_cpu_{part}", "ms",
-            f"CPU time {spender} used per request during the {name} loads, large ledger",
+            f"CPU time {processes} used per request during the {name} loads, large ledger",
             baseline="the same during the GET /healthz load")
     def measure(bench: Bench, run: int) -> Sample:
         cpu = read_latency(bench, "large", run)["cpu_ms"]
@@ -243,14 +243,14 @@ def cpu_figure(name: str, endpoint: str, part: str, spender: str) -> None:
 
 
 # Where the time of a request goes. Client and server share the cores, so
-# CPU time per request bounds the latency under load.
+# under load a request's latency follows the CPU time it costs.
 for _name, _endpoint in (("release_list_first_page", "list_first"), ("release_details", "details"),
                          ("release_history", "history"),
                          ("audit_log_filtered_page", "audit_filtered")):
-    for _part, _spender in (("web", "the gunicorn workers"),
-                            ("database", "PostgreSQL's processes of the bench database"),
-                            ("load", "the load generator")):
-        cpu_figure(_name, _endpoint, _part, _spender)
+    for _part, _processes in (("web", "the gunicorn workers"),
+                              ("database", "PostgreSQL's processes of the bench database"),
+                              ("load", "the load generator")):
+        cpu_figure(_name, _endpoint, _part, _processes)
 
 
 def lag_figure(percentile: float, target: Target | None) -> None:
@@ -434,21 +434,17 @@ def read_latency(bench: Bench, tier: str, run: int) -> dict[str, Any]:
                 "token": tokens.get(endpoint, token),
                 "paths": paths,
             }
-            workers = server.worker_pids()
-            backends = bench.backend_pids()
-            web_before = cpu_seconds(workers)
-            database_before = cpu_seconds(backends or [])
+            web_before = cpu_by_pid(server.worker_pids())
+            database_before = cpu_by_pid(bench.backend_pids())
             load = checked(bench.load(plan), endpoint)
             result[endpoint] = load["latencies_ms"]
-            # A database process that started during the load counts from zero.
-            if backends is not None:
-                backends = sorted(set(backends) | set(bench.backend_pids() or []))
-            requests = sum(load["statuses"].values())
+            ms_per_request = 1000 / sum(load["statuses"].values())
+            database_pids = bench.backend_pids()
             result["cpu_ms"][endpoint] = {
-                "web": (cpu_seconds(workers) - web_before) * 1000 / requests,
-                "database": None if backends is None
-                else (cpu_seconds(backends) - database_before) * 1000 / requests,
-                "load": load["load_cpu_seconds"] * 1000 / requests,
+                "web": cpu_growth(web_before, server.worker_pids()) * ms_per_request,
+                "database": None if database_pids is None
+                else cpu_growth(database_before, database_pids) * ms_per_request,
+                "load": load["load_cpu_seconds"] * ms_per_request,
             }
         result["peak_mib"] = server.peak_mib()
         return result
@@ -520,6 +516,11 @@ def project_public_id(bench: Bench, dataset: Dataset, index: int) -> str:
                          "SELECT public_id FROM audit_v2_subjects WHERE id = %s",
                          (str(project_id),))
     return str(rows[0][0])
+
+
+def cpu_by_pid(pids: list[int] | None) -> dict[int, float]:
+    """Return the CPU seconds each process has used so far, by pid."""
+    return {pid: cpu_seconds([pid]) for pid in pids or []}
 
 
 def deep_cursor(bench: Bench, dataset: Dataset) -> str:

@@ -69,6 +69,15 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return ticks / CLOCK_TICKS_PER_SECOND
 
 
+def cpu_growth(before: dict[int, float], pids: Iterable[int]) -> float:
+    """Sum the CPU seconds that the live `pids` used since `before` was taken.
+
+    `before` maps pids to their `cpu_seconds` then, and a pid missing from
+    it counts from zero. A pid that exits meanwhile adds nothing.
+    """
+    return sum(max(cpu_seconds([pid]) - before.get(pid, 0.0), 0.0) for pid in pids)
+
+
 def reset_peak(pid: int) -> None:
     """Set VmHWM back to VmRSS; Linux does this when 5 is written to clear_refs."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")

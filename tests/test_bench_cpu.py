@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from bench.servers import cpu_seconds
+from bench.servers import cpu_growth, cpu_seconds
 from bench.suite import FULL, Bench
 
 
@@ -47,6 +47,17 @@ def test_exited_process_counts_zero():
     process.wait()
 
     assert cpu_seconds([process.pid]) == 0
+
+
+def test_cpu_growth_ignores_exited_process():
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    before = {os.getpid(): cpu_seconds([os.getpid()]), exited.pid: 5.0}
+
+    spin(0.3)
+
+    assert cpu_growth(before, [os.getpid(), exited.pid]) >= 0.2
+    assert cpu_growth({}, [exited.pid]) == 0
 
 
 def test_remote_database_has_no_pids():
